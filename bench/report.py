@@ -268,9 +268,9 @@ def main() -> int:
             ("run_usage_rows", "usage rows over the whole run", "count"),
             ("metrics_requests_ok", 'llmops_requests_total{status="ok"} over the whole run', "count"),
             (
-                "run_responses_wrk",
-                "200s counted by wrk over the run (warm-ups included; calls in flight "
-                "when wrk stops are answered but not counted)",
+                "run_responses_counted",
+                "200s counted by the clients over the run (wrk stops with calls in flight: "
+                "answered and logged, never counted)",
                 "count",
             ),
             ("help_s", "`llmops --help`, median wall time", "s"),

@@ -172,6 +172,7 @@ write_llmops_config() {
   # comes from an environment variable, as a real deployment would do it.
   cat >"$RUNDIR/models.json" <<EOF
 {
+  "default_model": "fake-gpt",
   "models": [
     {
       "name": "fake-gpt",
@@ -375,7 +376,9 @@ if [ -n "${PID[llmops]:-}" ]; then
   # rows exist although wrk never counted the answer, so rows may exceed this by up to the concurrency per run.
   wrk_total=$(cat "$OUT"/wrk/*-llmops-*.txt* | sed -n 's/^BENCHRESULT requests=\([0-9]*\).*non200=\([0-9]*\).*/\1 \2/p' \
     | awk '{s += $1 - $2} END {print s + 0}')
-  fact llmops run_responses_wrk "$wrk_total"
+  # plus the first 200 at start-up, the two answer checks, the TTFT calls and the burst
+  counted=$((wrk_total + 1 + 2 + ROUNDS * (TTFT_COUNT + 20) + ok))
+  fact llmops run_responses_counted "$counted"
   fact llmops run_usage_rows "$after"
   curl_metrics=$("$PY" - <<'EOF'
 import urllib.request
@@ -386,7 +389,7 @@ print(int(ok))
 EOF
 ) || curl_metrics=-1
   fact llmops metrics_requests_ok "$curl_metrics"
-  log "llmops over the run: usage rows $after, metrics ok $curl_metrics, 200s counted by wrk $wrk_total (+ client calls)"
+  log "llmops over the run: usage rows $after, metrics ok $curl_metrics, 200s counted by the clients $counted"
 
   # `llmops --help` start-up and `llmops usage --last 5` on a log of USAGE_ROWS rows
   HELP_CMD="$VENV/bin/llmops --help"
@@ -432,5 +435,10 @@ for name in "${ORDER[@]}"; do
   [ "$name" = direct ] || grep -iE 'error|traceback' "$OUT/logs/$name.log" >"$OUT/logs/$name.errors" 2>/dev/null || true
 done
 cleanup
+for f in "$OUT"/logs/*.log; do  # llmops's request log has a line per call: keep the head and the tail
+  if [ "$(stat -c %s "$f")" -gt 5000000 ]; then
+    { head -n 100 "$f"; echo "... (cut by run.sh) ..."; tail -n 1000 "$f"; } >"$f.cut" && mv "$f.cut" "$f"
+  fi
+done
 "$PYTHON" "$BENCH/report.py" "$OUT"
 log "done: $OUT/summary.md and $OUT/results.tsv"
