@@ -132,6 +132,22 @@ def short_frame(frame: str) -> str:
     return f"{func} ({path}:{line})" if line else f"{func} ({path})"
 
 
+def import_times(path: Path, top: int = 12) -> tuple[int, list[tuple[str, int, int]]]:
+    """`python -X importtime` output -> (total us, top-level imports as (module, cumulative, own) by cost)."""
+    rows = []
+    for line in path.read_text().splitlines():
+        parts = line.split("|")
+        if len(parts) != 3 or not line.startswith("import time:") or not parts[1].strip().isdigit():
+            continue
+        own = int(parts[0].removeprefix("import time:").strip())
+        cumulative = int(parts[1].strip())
+        name = parts[2][1:]
+        if not name.startswith(" "):  # nested imports are indented under the one that caused them
+            rows.append((name, cumulative, own))
+    rows.sort(key=lambda row: row[1], reverse=True)
+    return sum(row[1] for row in rows), rows[:top]
+
+
 def main() -> int:
     out = Path(sys.argv[1])
     meta = read_kv_file(out / "meta.env")
@@ -300,6 +316,17 @@ def main() -> int:
         for (f1, c1), (f2, c2) in zip(own, inclusive, strict=False):
             w(f"| {100 * c1 / samples:.1f} | `{f1}` | | {100 * c2 / samples:.1f} | `{f2}` |")
         w("")
+
+    for name, command in (("help", "llmops --help"), ("usage", "llmops usage --last 5")):
+        path = out / f"importtime-{name}.txt"
+        if path.exists() and path.stat().st_size:
+            total, imports = import_times(path)
+            w(f"## Imports of `{command}` (python -X importtime, {total / 1000:.0f} ms in all)\n")
+            w("| cumulative ms | own ms | module (imported at top level) |")
+            w("|---|---|---|")
+            for module, cumulative, own in imports:
+                w(f"| {cumulative / 1000:.1f} | {own / 1000:.1f} | `{module}` |")
+            w("")
 
     with (out / "results.tsv").open("w") as f:
         f.write("figure\ttarget\tmode\tconc\tvalue\tunit\n")

@@ -416,6 +416,10 @@ print(round(statistics.median(times), 4))' "$2")"
   timed help_s "$HELP_CMD"
   timed usage_last5_s "$USAGE_CMD"
   fact llmops usage_rows_in_log "$USAGE_ROWS"
+  # where the CLI's start-up goes: Python's own import timing of both commands
+  (cd "$RUNDIR" && "$PY" -X importtime -m llmops_cli --help >/dev/null 2>"$OUT/importtime-help.txt") || true
+  (cd "$RUNDIR" && "$PY" -X importtime -m llmops_cli usage --last 5 --data-dir "$USAGE_DIR" \
+    >/dev/null 2>"$OUT/importtime-usage.txt") || true
 
   if [ "$PROFILE" = 1 ]; then
     for mode in json stream; do
