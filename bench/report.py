@@ -12,6 +12,8 @@ import re
 import statistics
 import sys
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 SUBJECT = "llmops"  # the gateway the targets are about; peers are every other target
@@ -101,35 +103,50 @@ class Summary:
         return max(values) if values else None
 
 
-def profile_tables(path: Path, top: int = 15) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
-    """py-spy raw stacks -> (samples, top self-time functions, top inclusive-time functions)."""
-    own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
-    samples = 0
-    for line in path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        samples += count
-        frames = [short_frame(f) for f in stack.split(";") if not f.startswith("process ")]
-        if not frames:
-            continue
-        own[frames[-1]] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    return samples, own.most_common(top), inclusive.most_common(top)
+@dataclass
+class Profile:
+    """py-spy raw stacks, folded to functions (line numbers dropped) and to packages."""
+
+    samples: int = 0
+    own: Counter[str] = field(default_factory=Counter)
+    own_by_package: Counter[str] = field(default_factory=Counter)
+    project_inclusive: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def read(cls, path: Path) -> "Profile":
+        profile = cls()
+        for line in path.read_text().splitlines():
+            stack, _, count_text = line.rpartition(" ")
+            if not stack or not count_text.isdigit():
+                continue
+            frames = [short_frame(f) for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+            if not frames:
+                continue
+            count = int(count_text)
+            profile.samples += count
+            function, file = frames[-1]
+            profile.own[f"{function} ({file})"] += count
+            profile.own_by_package[package_of(file)] += count
+            for function, file in set(frames):
+                if file.startswith("server/"):
+                    profile.project_inclusive[f"{function} ({file})"] += count
+        return profile
 
 
-def short_frame(frame: str) -> str:
-    """'handle (/venv/lib/python3.11/site-packages/x/y.py:12)' -> 'handle (x/y.py:12)'."""
-    match = re.match(r"(.*) \((.*?)(?::(\d+))?\)$", frame)
+def short_frame(frame: str) -> tuple[str, str]:
+    """'handle (/venv/lib/python3.11/site-packages/x/y.py:12)' -> ('handle', 'x/y.py')."""
+    match = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame)
     if not match:
-        return frame
-    func, path, line = match.groups()
+        return frame, ""
+    function, path = match.groups()
     path = re.sub(r".*/(site-packages|lib/python3\.\d+)/", "", path)
     path = re.sub(r".*/(server|llmops_cli|bench)/", r"\1/", path)
-    return f"{func} ({path}:{line})" if line else f"{func} ({path})"
+    return function, path
+
+
+def package_of(file: str) -> str:
+    """'aiohttp/client.py' -> 'aiohttp', 'uuid.py' -> 'uuid'."""
+    return file.split("/", 1)[0].removesuffix(".py") or "?"
 
 
 def import_times(path: Path, top: int = 12) -> tuple[int, list[tuple[str, int, int]]]:
@@ -281,8 +298,10 @@ def main() -> int:
         keys = [
             ("burst_responses", "200s in an exact burst of 2,000 calls (c50, half streamed)", "count"),
             ("burst_usage_rows", "usage rows the burst added", "count"),
-            ("run_usage_rows", "usage rows over the whole run", "count"),
-            ("metrics_requests_ok", 'llmops_requests_total{status="ok"} over the whole run', "count"),
+            ("usage_rows_all", "usage rows after the burst, any status", "count"),
+            ("metrics_requests_all", "llmops_requests_total after the burst, any status", "count"),
+            ("usage_rows_ok", 'usage rows after the burst, status "ok"', "count"),
+            ("metrics_requests_ok", 'llmops_requests_total{status="ok"} after the burst', "count"),
             (
                 "run_responses_counted",
                 "200s counted by the clients over the run (wrk stops with calls in flight: "
@@ -309,12 +328,24 @@ def main() -> int:
         path = out / f"profile-{mode}.txt"
         if not path.exists() or not path.stat().st_size:
             continue
-        samples, own, inclusive = profile_tables(path)
-        w(f"## py-spy profile of llmops, concurrency 50, {mode} ({samples} samples)\n")
-        w("| own time % | function | | inclusive % | function |")
-        w("|---|---|---|---|---|")
-        for (f1, c1), (f2, c2) in zip(own, inclusive, strict=False):
-            w(f"| {100 * c1 / samples:.1f} | `{f1}` | | {100 * c2 / samples:.1f} | `{f2}` |")
+        profile = Profile.read(path)
+        n = profile.samples or 1
+        w(f"## py-spy profile of llmops, concurrency 50, {mode} ({profile.samples} samples)\n")
+        w("Own time: the function on top of the stack (C code it calls is counted to it).\n")
+        w("| own % | function | | own % | package | | inclusive % | project function |")
+        w("|---|---|---|---|---|---|---|---|")
+        rows = zip_longest(
+            profile.own.most_common(15),
+            profile.own_by_package.most_common(10),
+            profile.project_inclusive.most_common(15),
+            fillvalue=None,
+        )
+        for own, package, project in rows:
+            cells = [
+                f"{100 * c / n:.1f} | `{name}`" if name else " | "
+                for name, c in (own or ("", 0), package or ("", 0), project or ("", 0))
+            ]
+            w("| " + " | | ".join(cells) + " |")
         w("")
 
     for name, command in (("help", "llmops --help"), ("usage", "llmops usage --last 5")):

@@ -379,17 +379,25 @@ if [ -n "${PID[llmops]:-}" ]; then
   # plus the first 200 at start-up, the two answer checks, the TTFT calls and the burst
   counted=$((wrk_total + 1 + 2 + ROUNDS * (TTFT_COUNT + 20) + ok))
   fact llmops run_responses_counted "$counted"
-  fact llmops run_usage_rows "$after"
-  curl_metrics=$("$PY" - <<'EOF'
+  # Counters against rows, read after the log settled: every call is one row and one count, by status.
+  "$PY" - "$DB" >>"$OUT/facts.tsv" <<'EOF'
+import sqlite3
+import sys
 import urllib.request
+
 text = urllib.request.urlopen("http://127.0.0.1:18010/metrics", timeout=10).read().decode()
-ok = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-         if line.startswith("llmops_requests_total{") and 'status="ok"' in line)
-print(int(ok))
+counted = {"ok": 0.0, "all": 0.0}
+for line in text.splitlines():
+    if line.startswith("llmops_requests_total{"):
+        value = float(line.rsplit(" ", 1)[1])
+        counted["all"] += value
+        counted["ok"] += value if 'status="ok"' in line else 0
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+rows_all, rows_ok = db.execute("SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM usage_logs").fetchone()
+print(f"llmops\tmetrics_requests_all\t{int(counted['all'])}\nllmops\tusage_rows_all\t{rows_all}")
+print(f"llmops\tmetrics_requests_ok\t{int(counted['ok'])}\nllmops\tusage_rows_ok\t{rows_ok}")
 EOF
-) || curl_metrics=-1
-  fact llmops metrics_requests_ok "$curl_metrics"
-  log "llmops over the run: usage rows $after, metrics ok $curl_metrics, 200s counted by the clients $counted"
+  log "llmops after the burst: $(grep -E 'llmops.(metrics_requests|usage_rows_)' "$OUT/facts.tsv" | cut -f2,3 | tr '\t\n' '= '); 200s counted by the clients over the run $counted"
 
   # `llmops --help` start-up and `llmops usage --last 5` on a log of USAGE_ROWS rows
   HELP_CMD="$VENV/bin/llmops --help"
@@ -436,7 +444,9 @@ print(round(statistics.median(times), 4))' "$2")"
 fi
 
 for name in "${ORDER[@]}"; do
-  [ "$name" = direct ] || grep -iE 'error|traceback' "$OUT/logs/$name.log" >"$OUT/logs/$name.errors" 2>/dev/null || true
+  # llmops's request log has "error":null on every line: not an error
+  [ "$name" = direct ] || grep -iE 'error|traceback' "$OUT/logs/$name.log" 2>/dev/null | grep -v '"error":null' \
+    >"$OUT/logs/$name.errors" || true
 done
 cleanup
 for f in "$OUT"/logs/*.log; do  # llmops's request log has a line per call: keep the head and the tail
