@@ -106,7 +106,7 @@ class Prometheus:
     process: _Process
 
     def api(self, path: str, **params: Any) -> Any:
-        response = httpx.post(f"{self.url}/api/v1/{path}", data=params, timeout=30)
+        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=30)
         body = response.json()
         assert response.status_code == 200 and body["status"] == "success", (path, params, body)
         return body["data"]

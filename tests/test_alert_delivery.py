@@ -3,11 +3,13 @@ Prometheus through a real Alertmanager to the webhook (Alertmanager's standard w
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -19,6 +21,7 @@ from stack.alerting import (
     render_alertmanager_config,
     render_rules,
 )
+from tests.harness import Gateway
 from tests.local_monitoring import (
     binary,
     free_port,
@@ -29,13 +32,6 @@ from tests.local_monitoring import (
 )
 
 GATEWAY_WEBHOOK = "http://127.0.0.1:8000/alerts/webhook"
-
-
-@pytest.fixture(autouse=True)
-def _no_alert_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LLMOPS_ALERT_"):
-            monkeypatch.delenv(name)
 
 
 def receivers(**values: Any) -> AlertReceiverSettings:
@@ -145,3 +141,120 @@ def test_gateway_down_alert_goes_from_prometheus_through_alertmanager_to_the_web
     assert payload["receiver"] == ALERTMANAGER_RECEIVER
     assert payload["status"] == "firing"
     assert recorder.authorizations[0] == "Bearer test-token"
+
+
+# --- with the real gateway ---------------------------------------------------------------------
+
+BROKEN_MODELS = {
+    "default_model": "echo",
+    "models": [
+        {"name": "echo", "latency_ms": 5},
+        {"name": "echo-broken", "latency_ms": 5, "failure_rate": 1.0, "retries": 0},
+    ],
+}
+
+
+def short_rules(**overrides: Any) -> str:
+    """The shipped rules with test-sized windows: 1 s scrapes make a 10 s window hold 10 samples."""
+    values: dict[str, Any] = {"rate_window": "10s", "min_request_rate": 0.1, **overrides}
+    return render_rules(AlertRuleSettings(_env_file=None, **values))  # type: ignore[call-arg]
+
+
+def test_error_ratio_alert_fires_after_a_burst_of_failures_and_resolves(tmp_path: Path) -> None:
+    gateway = Gateway(tmp_path / "gateway", env={"LLMOPS_MODELS": json.dumps(BROKEN_MODELS)}).start()
+    try:
+        with run_webhook_recorder() as recorder:
+            am_config = render_alertmanager_config(
+                receivers(group_wait="1s", group_interval="1s"),
+                recorder.url,
+                gateway_webhook_token="gw-token",
+            )
+            with (
+                run_alertmanager(tmp_path / "alertmanager", am_config) as alertmanager,
+                run_prometheus(
+                    tmp_path / "prometheus",
+                    [f"127.0.0.1:{gateway.port}"],
+                    rules=short_rules(error_ratio_for="2s"),
+                    alertmanager=alertmanager.address,
+                ) as prometheus,
+            ):
+                wait_until(lambda: prometheus.query('up{job="llmops"} == 1'), 30, what="a first scrape")
+                for i in range(20):
+                    response = httpx.post(
+                        f"{gateway.url}/llm",
+                        json={"prompt": f"burst {i}", "model": "echo-broken"},
+                        headers=gateway.headers("burst"),
+                        timeout=10,
+                    )
+                    assert response.status_code >= 500, response.text
+                    time.sleep(0.1)
+
+                def delivered(status: str) -> list[dict[str, Any]]:
+                    return [
+                        a
+                        for a in recorder.alerts()
+                        if a["labels"]["alertname"] == "LLMOpsHighErrorRatio" and a["status"] == status
+                    ]
+
+                firing = wait_until(lambda: delivered("firing"), 60, what="LLMOpsHighErrorRatio firing")
+                # No more traffic: the window empties, the ratio is 0/0 and the alert resolves.
+                resolved = wait_until(lambda: delivered("resolved"), 90, what="LLMOpsHighErrorRatio resolved")
+    finally:
+        gateway.stop()
+    alert = firing[0]
+    assert alert["labels"] == {
+        "alertname": "LLMOpsHighErrorRatio",
+        "model": "echo-broken",
+        "severity": "warning",
+        "service": "llmops",
+    }
+    assert alert["annotations"]["summary"] == "llmops: requests for model echo-broken are failing"
+    assert alert["annotations"]["description"].startswith("100% of requests for echo-broken failed over 10s")
+    assert resolved[0]["fingerprint"] == alert["fingerprint"]
+    assert resolved[0]["endsAt"] > resolved[0]["startsAt"]
+    # Only the broken model alerted: echo is healthy and the gateway stayed up.
+    assert {a["labels"]["alertname"] for a in recorder.alerts()} == {"LLMOpsHighErrorRatio"}
+    assert {a["labels"]["model"] for a in recorder.alerts()} == {"echo-broken"}
+    assert set(recorder.authorizations) == {"Bearer gw-token"}
+
+
+def test_an_idle_stack_fires_nothing(tmp_path: Path) -> None:
+    """Gateway up, no traffic, every `for:` at 0s: several evaluations later nothing fires or pends.
+
+    LLMOpsGatewayDown keeps a grace period: before Prometheus' first scrape `up` is absent, which is
+    exactly what that rule reports (promtool's "fresh start" fixture covers it).
+    """
+    zero = {name: "0s" for name in AlertRuleSettings.model_fields if name.endswith("_for")}
+    zero["gateway_down_for"] = "30s"
+    gateway = Gateway(tmp_path / "gateway").start()
+    try:
+        with run_webhook_recorder() as recorder:
+            am_config = render_alertmanager_config(
+                receivers(group_wait="1s", group_interval="1s"), recorder.url
+            )
+            with (
+                run_alertmanager(tmp_path / "alertmanager", am_config) as alertmanager,
+                run_prometheus(
+                    tmp_path / "prometheus",
+                    [f"127.0.0.1:{gateway.port}"],
+                    rules=short_rules(**zero),
+                    alertmanager=alertmanager.address,
+                ) as prometheus,
+            ):
+                wait_until(lambda: prometheus.query('up{job="llmops"} == 1'), 30, what="a first scrape")
+                start = prometheus.rule_evaluations()
+                wait_until(
+                    lambda: prometheus.rule_evaluations() >= start + 12, 60, what="12 rule evaluations"
+                )
+                # The rules were really evaluated against real series, without errors.
+                rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
+                assert len(rules) == 7
+                assert {r["health"] for r in rules} == {"ok"}
+                assert prometheus.query('sum(llmops_requests_total{status="error"})')[0]["value"][1] == "0"
+                assert prometheus.query("ALERTS") == []
+                assert prometheus.api("alerts")["alerts"] == []
+                assert alertmanager.alerts() == []
+                time.sleep(2)  # group_wait: anything sent would have been delivered by now
+                assert recorder.received == []
+    finally:
+        gateway.stop()

@@ -6,7 +6,6 @@ so a change of a default threshold or ``for:`` shows up here as a failing scenar
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -57,13 +56,6 @@ def run_fixture(promtool: str, fixture: Path, workdir: Path, rules: str) -> subp
 
 def fixture_files() -> list[Path]:
     return sorted(FIXTURES.glob("*.yml"))
-
-
-@pytest.fixture(autouse=True)
-def _no_alert_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("LLMOPS_ALERT_"):
-            monkeypatch.delenv(name)
 
 
 def test_rendered_rules_pass_promtool_check(promtool: str, tmp_path: Path) -> None:
