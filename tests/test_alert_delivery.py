@@ -1,5 +1,6 @@
-"""Alertmanager routing: the rendered alertmanager.yml, and alerts travelling from a real
-Prometheus through a real Alertmanager to the webhook (Alertmanager's standard webhook JSON)."""
+"""Alertmanager routing: the rendered alertmanager.yml, and alerts travelling from a real gateway's
+metrics through a real Prometheus and a real Alertmanager to the gateway's own webhook
+(`llmops alerts`) and to a user's webhook (Alertmanager's standard webhook JSON, version 4)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from stack.alerting import (
     render_alertmanager_config,
     render_rules,
 )
-from tests.harness import Gateway
+from tests.harness import Gateway, run_cli
 from tests.local_monitoring import (
     binary,
     free_port,
@@ -145,6 +146,7 @@ def test_gateway_down_alert_goes_from_prometheus_through_alertmanager_to_the_web
 
 # --- with the real gateway ---------------------------------------------------------------------
 
+WEBHOOK_TOKEN = "alerts-webhook-token-" + "t" * 40
 BROKEN_MODELS = {
     "default_model": "echo",
     "models": [
@@ -160,14 +162,33 @@ def short_rules(**overrides: Any) -> str:
     return render_rules(AlertRuleSettings(_env_file=None, **values))  # type: ignore[call-arg]
 
 
-def test_error_ratio_alert_fires_after_a_burst_of_failures_and_resolves(tmp_path: Path) -> None:
-    gateway = Gateway(tmp_path / "gateway", env={"LLMOPS_MODELS": json.dumps(BROKEN_MODELS)}).start()
+def listed_alerts(gateway: Gateway, cwd: Path) -> list[dict[str, Any]]:
+    """What `llmops alerts --json` shows for this gateway's data directory."""
+    result = run_cli("alerts", "--json", "--data-dir", str(gateway.data_dir), cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def test_error_ratio_alert_goes_from_the_gateway_to_llmops_alerts_and_resolves(tmp_path: Path) -> None:
+    """Failures on the real gateway -> Prometheus rule -> Alertmanager -> the gateway's own
+    webhook -> `llmops alerts`; a user webhook receives the same notifications, without our bearer."""
+    gateway = Gateway(
+        tmp_path / "gateway",
+        env={"LLMOPS_MODELS": json.dumps(BROKEN_MODELS), "LLMOPS_ALERTS_WEBHOOK_TOKEN": WEBHOOK_TOKEN},
+    ).start()
+
+    def alerts_with(status: str) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in listed_alerts(gateway, tmp_path)
+            if a["name"] == "LLMOpsHighErrorRatio" and a["status"] == status
+        ]
+
     try:
-        with run_webhook_recorder() as recorder:
+        with run_webhook_recorder("/hook") as user_webhook:
+            settings = receivers(webhook_url=user_webhook.url, group_wait="1s", group_interval="1s")
             am_config = render_alertmanager_config(
-                receivers(group_wait="1s", group_interval="1s"),
-                recorder.url,
-                gateway_webhook_token="gw-token",
+                settings, f"{gateway.url}/alerts/webhook", gateway_webhook_token=WEBHOOK_TOKEN
             )
             with (
                 run_alertmanager(tmp_path / "alertmanager", am_config) as alertmanager,
@@ -179,6 +200,7 @@ def test_error_ratio_alert_fires_after_a_burst_of_failures_and_resolves(tmp_path
                 ) as prometheus,
             ):
                 wait_until(lambda: prometheus.query('up{job="llmops"} == 1'), 30, what="a first scrape")
+                assert listed_alerts(gateway, tmp_path) == []
                 for i in range(20):
                     response = httpx.post(
                         f"{gateway.url}/llm",
@@ -189,16 +211,18 @@ def test_error_ratio_alert_fires_after_a_burst_of_failures_and_resolves(tmp_path
                     assert response.status_code >= 500, response.text
                     time.sleep(0.1)
 
-                def delivered(status: str) -> list[dict[str, Any]]:
-                    return [
-                        a
-                        for a in recorder.alerts()
-                        if a["labels"]["alertname"] == "LLMOpsHighErrorRatio" and a["status"] == status
-                    ]
-
-                firing = wait_until(lambda: delivered("firing"), 60, what="LLMOpsHighErrorRatio firing")
+                firing = wait_until(lambda: alerts_with("firing"), 60, what="LLMOpsHighErrorRatio firing")
+                status = run_cli("status", "--data-dir", str(gateway.data_dir), cwd=tmp_path)
+                assert "1 alert(s) firing" in status.stdout, status.stdout + status.stderr
                 # No more traffic: the window empties, the ratio is 0/0 and the alert resolves.
-                resolved = wait_until(lambda: delivered("resolved"), 90, what="LLMOpsHighErrorRatio resolved")
+                resolved = wait_until(
+                    lambda: alerts_with("resolved"), 90, what="LLMOpsHighErrorRatio resolved"
+                )
+                wait_until(
+                    lambda: any(a["status"] == "resolved" for a in user_webhook.alerts()),
+                    30,
+                    what="the resolved notice at the user's webhook",
+                )
     finally:
         gateway.stop()
     alert = firing[0]
@@ -208,14 +232,19 @@ def test_error_ratio_alert_fires_after_a_burst_of_failures_and_resolves(tmp_path
         "severity": "warning",
         "service": "llmops",
     }
-    assert alert["annotations"]["summary"] == "llmops: requests for model echo-broken are failing"
+    assert alert["severity"] == "warning"
+    assert alert["summary"] == "llmops: requests for model echo-broken are failing"
     assert alert["annotations"]["description"].startswith("100% of requests for echo-broken failed over 10s")
     assert resolved[0]["fingerprint"] == alert["fingerprint"]
-    assert resolved[0]["endsAt"] > resolved[0]["startsAt"]
-    # Only the broken model alerted: echo is healthy and the gateway stayed up.
-    assert {a["labels"]["alertname"] for a in recorder.alerts()} == {"LLMOpsHighErrorRatio"}
-    assert {a["labels"]["model"] for a in recorder.alerts()} == {"echo-broken"}
-    assert set(recorder.authorizations) == {"Bearer gw-token"}
+    assert resolved[0]["ends_at"] > resolved[0]["starts_at"]
+    # Only the broken model alerted (echo is healthy, the gateway stayed up), at both receivers.
+    assert [a["name"] for a in listed_alerts(gateway, tmp_path)] == ["LLMOpsHighErrorRatio"]
+    assert {(a["labels"]["alertname"], a["labels"]["model"]) for a in user_webhook.alerts()} == {
+        ("LLMOpsHighErrorRatio", "echo-broken")
+    }
+    assert {a["status"] for a in user_webhook.alerts()} == {"firing", "resolved"}
+    # The gateway's bearer goes to the gateway only.
+    assert set(user_webhook.authorizations) == {None}
 
 
 def test_an_idle_stack_fires_nothing(tmp_path: Path) -> None:
@@ -226,11 +255,12 @@ def test_an_idle_stack_fires_nothing(tmp_path: Path) -> None:
     """
     zero = {name: "0s" for name in AlertRuleSettings.model_fields if name.endswith("_for")}
     zero["gateway_down_for"] = "30s"
-    gateway = Gateway(tmp_path / "gateway").start()
+    gateway = Gateway(tmp_path / "gateway", env={"LLMOPS_ALERTS_WEBHOOK_TOKEN": WEBHOOK_TOKEN}).start()
     try:
-        with run_webhook_recorder() as recorder:
+        with run_webhook_recorder("/hook") as user_webhook:
+            settings = receivers(webhook_url=user_webhook.url, group_wait="1s", group_interval="1s")
             am_config = render_alertmanager_config(
-                receivers(group_wait="1s", group_interval="1s"), recorder.url
+                settings, f"{gateway.url}/alerts/webhook", gateway_webhook_token=WEBHOOK_TOKEN
             )
             with (
                 run_alertmanager(tmp_path / "alertmanager", am_config) as alertmanager,
@@ -255,6 +285,7 @@ def test_an_idle_stack_fires_nothing(tmp_path: Path) -> None:
                 assert prometheus.api("alerts")["alerts"] == []
                 assert alertmanager.alerts() == []
                 time.sleep(2)  # group_wait: anything sent would have been delivered by now
-                assert recorder.received == []
+                assert user_webhook.received == []
+                assert listed_alerts(gateway, tmp_path) == []
     finally:
         gateway.stop()
