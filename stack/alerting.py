@@ -1,12 +1,14 @@
 """Alert rules and Alertmanager routing, rendered from settings.
 
-Two files come out of here, both written into the stack's config directory by the caller:
+Two files come out of here; the caller hands them to the stack (``StackConfig.rendered_files``) in
+place of the raw templates, whose ``@{...}`` placeholders Prometheus would refuse:
 
 * ``render_rules(AlertRuleSettings)`` fills the thresholds and ``for:`` durations into
-  ``config/rules/llmops_alerts.yml`` (Prometheus rule file).
-* ``render_alertmanager_config(AlertReceiverSettings, gateway_webhook_url)`` fills the receivers
-  into ``config/alertmanager/alertmanager.yml``. The gateway's own webhook is always a receiver,
-  so ``llmops alerts`` works whether or not Slack, e-mail or another webhook is configured.
+  ``config/rules/llmops_alerts.yml`` -> ``prometheus/rules/llmops_alerts.yml``.
+* ``render_alertmanager_config(AlertReceiverSettings, gateway_webhook_url, token)`` fills the
+  receivers into ``config/alertmanager/alertmanager.yml`` -> ``alertmanager/alertmanager.yml``.
+  The gateway's own webhook is always a receiver, so ``llmops alerts`` works whether or not
+  Slack, e-mail or another webhook is configured.
 
 Settings come from the environment (and ``.env``) with the prefix ``LLMOPS_ALERT_``, e.g.
 ``LLMOPS_ALERT_ERROR_RATIO=0.1`` or ``LLMOPS_ALERT_ERROR_RATIO_FOR=10m``.
