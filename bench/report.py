@@ -83,7 +83,9 @@ class Summary:
 
     def median(self, mode: str, conc: str, target: str, field: str) -> float | None:
         runs = self.points.get((mode, conc, target))
-        return statistics.median(float(r[field]) for r in runs) if runs else None
+        if not runs or runs[0].get(field) is None:
+            return None
+        return statistics.median(float(r[field]) for r in runs)
 
     def total(self, mode: str, conc: str, target: str, *fields: str) -> int:
         return sum(int(r[f]) for r in self.points.get((mode, conc, target), []) for f in fields)
@@ -174,6 +176,7 @@ def main() -> int:
     ttft = read_ttft(out)
     subject = SUBJECT if SUBJECT in targets else next((t for t in targets if t != "direct"), "direct")
     results: list[tuple[str, str, str, str, str, str]] = []
+    duration_ms = float(meta.get("duration", "10")) * 1000
 
     def result(figure: str, target: str, mode: str, conc: str, value: float | str | None, unit: str) -> None:
         if value is None:
@@ -208,8 +211,11 @@ def main() -> int:
                 continue
             where = ", gateway on the upstream's core" if conc.endswith("s") else ""
             w(f"## {MODE_TITLES[mode]}, concurrency {conc.rstrip('s')}{where}\n")
-            w("| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/req | errors |")
-            w("|---|---|---|---|---|---|---|---|")
+            w(
+                "| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms/req | errors "
+                "| CPU used by other processes, % of a core |"
+            )
+            w("|---|---|---|---|---|---|---|---|---|")
             for t in targets:
                 rps = summary.median(mode, conc, t, "rps")
                 if rps is None:
@@ -220,9 +226,11 @@ def main() -> int:
                 a99 = summary.added_ms(mode, conc, t, "p99_us") if t != "direct" else None
                 cpu = summary.median(mode, conc, t, "cpu_ms_per_req")
                 errors = summary.total(mode, conc, t, "non200", "socket_errors")
+                foreign = summary.median(mode, conc, t, "foreign_cpu_ms")
+                foreign_pct = None if foreign is None else max(0.0, foreign / duration_ms * 100)
                 w(
                     f"| {t} | {fmt(rps, 0)} | {fmt(p50 / 1000)} | {fmt(p99 / 1000)} | "
-                    f"{fmt(a50)} | {fmt(a99)} | {fmt(cpu)} | {errors} |"
+                    f"{fmt(a50)} | {fmt(a99)} | {fmt(cpu)} | {errors} | {fmt(foreign_pct, 0)} |"
                 )
                 for figure, value, unit in [
                     ("rps", rps, "1/s"),
@@ -249,6 +257,27 @@ def main() -> int:
                 if (mode, conc, subject) not in summary.points:
                     continue
                 cells = [fmt(summary.ratio(mode, conc, subject, p), 3) for p in others]
+                w(f"| {mode} | {conc} | " + " | ".join(cells) + " |")
+        w("")
+        w(
+            f"Requests per CPU-second of the gateway's own processes, {subject} ÷ each peer's: the same "
+            "comparison with the machine's other load taken out (a gateway that shares its core with "
+            "something else serves fewer requests/s, but each costs the same CPU).\n"
+        )
+        gateways = [t for t in others if t != "direct"]
+        w("| mode | concurrency | " + " | ".join(f"÷ {p}" for p in gateways) + " |")
+        w("|---|---|" + "---|" * len(gateways))
+        for mode in summary.modes:
+            for conc in summary.concs:
+                mine = summary.median(mode, conc, subject, "cpu_ms_per_req")
+                if not mine:
+                    continue
+                cells = []
+                for peer in gateways:
+                    theirs = summary.median(mode, conc, peer, "cpu_ms_per_req")
+                    ratio = theirs / mine if theirs else None
+                    cells.append(fmt(ratio, 3))
+                    result(f"cpu_efficiency_ratio_to_{peer}", subject, mode, conc, ratio, "x")
                 w(f"| {mode} | {conc} | " + " | ".join(cells) + " |")
         w("")
 

@@ -87,6 +87,7 @@ tree_cpu_ticks() {  # utime + stime of the process tree, in clock ticks
   echo $t
 }
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }  # user nice system irq softirq, all CPUs
 pin_tree() { local p; for p in $(tree "$1"); do taskset -a -p -c "$2" "$p" >/dev/null 2>&1 || true; done; }
 port_free() { ! ss -ltnH "sport = :$1" | grep -q .; }
 now() { date +%s.%N; }
@@ -103,6 +104,7 @@ install_tools() {
   command -v taskset >/dev/null || need+=(util-linux)
   command -v sqlite3 >/dev/null || need+=(sqlite3)
   command -v hyperfine >/dev/null || need+=(hyperfine)
+  [ -x /usr/bin/time ] || need+=(time)
   if [ ${#need[@]} -gt 0 ]; then
     log "apt-get install ${need[*]}"
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } \
@@ -288,38 +290,45 @@ print(" ".join(out))' "${@:2}"
 } >"$OUT/meta.env"
 
 # ------------------------------------------------------------------ load
-printf 'round\tmode\ttarget\tconc\trequests\trps\tp50_us\tp90_us\tp99_us\tmax_us\tnon200\tsocket_errors\tcpu_ms_per_req\trss_kb\tsteal_ms\n' \
+printf 'round\tmode\ttarget\tconc\trequests\trps\tp50_us\tp90_us\tp99_us\tmax_us\tnon200\tsocket_errors\tcpu_ms_per_req\trss_kb\tsteal_ms\tforeign_cpu_ms\n' \
   >"$OUT/runs.tsv"
 
 wrk_run() {  # name conc stream seconds outfile
-  local threads=1; [ "$2" -gt 1 ] && threads=2
-  BENCH_KEY=${KEY[$1]} BENCH_MODEL=${MODEL[$1]} BENCH_STREAM=$3 timeout $(($4 + 30)) \
+  local threads=1 timed=(); [ "$2" -gt 1 ] && threads=2
+  # wrk's own CPU time, so that CPU used by anything else on the machine can be told apart
+  [ -x /usr/bin/time ] && timed=(/usr/bin/time -f 'WRKCPU %U %S')
+  BENCH_KEY=${KEY[$1]} BENCH_MODEL=${MODEL[$1]} BENCH_STREAM=$3 timeout $(($4 + 30)) "${timed[@]}" \
     taskset -c "$UP_CPU" wrk -t$threads -c"$2" -d"$4s" --timeout 10s --latency -s "$BENCH/chat.lua" "${URL[$1]}" \
     >"$5" 2>&1 || log "wrk exited non-zero for $1 (see $5)"
 }
 
 measure() {  # round mode name label   (label: a concurrency, "1s" = 1 with the gateway on UP_CPU)
-  local r=$1 mode=$2 name=$3 label=$4 conc=${4%s} stream=0 f c0 c1 s0 s1 rss res wrk_pid
+  local r=$1 mode=$2 name=$3 label=$4 conc=${4%s} stream=0 f c0 c1 s0 s1 b0 b1 u0=0 u1=0 rss res wrk_pid wrk_cpu
   [ "$mode" = stream ] && stream=1
   f="$OUT/wrk/$r-$mode-$name-c$label.txt"
   if [ "$label" != "$conc" ]; then pin_tree "${PID[$name]}" "$UP_CPU"; fi
   wrk_run "$name" "$conc" $stream "$WARMUP" "$f.warmup"
-  c0=$(tree_cpu_ticks "${PID[$name]}"); s0=$(steal_ticks)
+  c0=$(tree_cpu_ticks "${PID[$name]}"); s0=$(steal_ticks); b0=$(busy_ticks)
+  [ "$name" = direct ] || u0=$(tree_cpu_ticks "${PID[upstream]}")
   wrk_run "$name" "$conc" $stream "$DURATION" "$f" &
   wrk_pid=$!
   sleep "$(awk -v d="$DURATION" 'BEGIN {print d / 2}')"
   rss=$(tree_sum VmRSS "${PID[$name]}")  # resident memory in the middle of the load
   wait $wrk_pid || true
-  c1=$(tree_cpu_ticks "${PID[$name]}"); s1=$(steal_ticks)
+  c1=$(tree_cpu_ticks "${PID[$name]}"); s1=$(steal_ticks); b1=$(busy_ticks)
+  [ "$name" = direct ] || u1=$(tree_cpu_ticks "${PID[upstream]}")
+  wrk_cpu=$(awk '/^WRKCPU/ {print ($2 + $3) * 1000}' "$f"); wrk_cpu=${wrk_cpu:-0}
   if [ "$label" != "$conc" ]; then pin_tree "${PID[$name]}" "${HOME_CPU[$name]}"; fi
   res=$(grep '^BENCHRESULT' "$f") || { log "no result for $r $mode $name c$label ($f)"; return 0; }
   awk -v r="$r" -v m="$mode" -v n="$name" -v c="$label" -v dc=$((c1 - c0)) -v ds=$((s1 - s0)) -v rss="$rss" \
-    -v hz="$(getconf CLK_TCK)" '{
+    -v ours=$((c1 - c0 + u1 - u0)) -v busy=$((b1 - b0)) -v wrk_ms="$wrk_cpu" -v hz="$(getconf CLK_TCK)" '{
       for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
       sock = v["err_connect"] + v["err_read"] + v["err_write"] + v["err_timeout"]
       cpu = v["requests"] > 0 ? dc * 1000 / hz / v["requests"] : 0
-      printf "%s\t%s\t%s\t%s\t%d\t%.1f\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%d\t%d\n", r, m, n, c, v["requests"], v["rps"],
-        v["p50_us"], v["p90_us"], v["p99_us"], v["max_us"], v["non200"], sock, cpu, rss, ds * 1000 / hz
+      foreign = (busy - ours) * 1000 / hz - wrk_ms  # CPU used by processes outside the benchmark
+      printf "%s\t%s\t%s\t%s\t%d\t%.1f\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%d\t%d\t%d\n", r, m, n, c, v["requests"],
+        v["rps"], v["p50_us"], v["p90_us"], v["p99_us"], v["max_us"], v["non200"], sock, cpu, rss, ds * 1000 / hz,
+        foreign
     }' <<<"$res" >>"$OUT/runs.tsv"
   log "$r $mode $name c$label: $(tail -1 "$OUT/runs.tsv" | awk -F'\t' '{printf "%s req/s, p50 %.2f ms, p99 %.2f ms, errors %d", $6, $7/1000, $9/1000, $11 + $12}')"
   sleep 0.5
