@@ -360,7 +360,10 @@ def main() -> int:
         profile = Profile.read(path)
         n = profile.samples or 1
         w(f"## py-spy profile of llmops, concurrency 50, {mode} ({profile.samples} samples)\n")
-        w("Own time: the function on top of the stack (C code it calls is counted to it).\n")
+        w(
+            "Samples of the thread holding the GIL (`py-spy --gil`). Own time: the function on top of "
+            "the stack (C code it calls is counted to it).\n"
+        )
         w("| own % | function | | own % | package | | inclusive % | project function |")
         w("|---|---|---|---|---|---|---|---|")
         rows = zip_longest(

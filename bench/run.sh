@@ -87,7 +87,7 @@ tree_cpu_ticks() {  # utime + stime of the process tree, in clock ticks
   echo $t
 }
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }  # user nice system irq softirq, all CPUs
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4}' /proc/stat; }  # user nice system, all CPUs, as per-process times
 pin_tree() { local p; for p in $(tree "$1"); do taskset -a -p -c "$2" "$p" >/dev/null 2>&1 || true; done; }
 port_free() { ! ss -ltnH "sport = :$1" | grep -q .; }
 now() { date +%s.%N; }
@@ -442,7 +442,9 @@ print(round(statistics.median(times), 4))' "$2")"
     for mode in json stream; do
       stream=0; [ $mode = stream ] && stream=1
       log "py-spy: profiling llmops for ${PROFILE_SECONDS}s at concurrency 50, $mode"
-      "$VENV/bin/py-spy" record --pid "${PID[llmops]}" --subprocesses --rate 250 --duration "$PROFILE_SECONDS" \
+      # --gil: only the thread holding the GIL, i.e. the work that competes with the event loop; without it
+      # the usage writer's blocking queue.get() is sampled as if it were busy
+      "$VENV/bin/py-spy" record --pid "${PID[llmops]}" --subprocesses --gil --rate 250 --duration "$PROFILE_SECONDS" \
         --format raw -o "$OUT/profile-$mode.txt" >>"$OUT/logs/py-spy.log" 2>&1 &
       spy=$!
       sleep 1
