@@ -53,6 +53,10 @@ class StackConfig:
     project: str = "llmops"
     health_timeout: float = 90.0
     config_source: Path = PACKAGED_CONFIG_DIR
+    rendered_files: dict[str, str] = field(default_factory=dict, repr=False)
+    """Files rendered by the caller (e.g. alert rules and alertmanager.yml filled from settings), keyed by
+    their path under ``files_dir`` such as ``alertmanager/alertmanager.yml``; they replace the copies of
+    the templates at those paths."""
 
     def __post_init__(self) -> None:
         if self.network_mode not in ("host", "bridge"):
@@ -77,7 +81,6 @@ class StackConfig:
             "grafana": self.grafana_port,
         }
         return ports[component]
-
 
     def listen_port(self, component: str) -> int:
         """The port a component listens on inside its container.
@@ -107,6 +110,11 @@ class StackConfig:
     def health_url(self, component: str) -> str:
         """The URL probed from the host to decide whether a component is ready."""
         return self.url(component) + HEALTH_PATHS[component]
+
+    @property
+    def gateway_url_from_containers(self) -> str:
+        """Base URL of the gateway as the containers reach it (for Alertmanager's webhook to the gateway)."""
+        return f"http://{self.gateway_scrape_target}"
 
     @property
     def gateway_scrape_target(self) -> str:

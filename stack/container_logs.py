@@ -26,7 +26,9 @@ def component_container(config: StackConfig, component: str, *, running: bool = 
     return found[0]
 
 
-def read_logs(config: StackConfig, component: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+def read_logs(
+    config: StackConfig, component: str, follow: bool = False, tail: int | None = None
+) -> Iterator[str]:
     """Lines of a component's stdout and stderr, oldest first; with ``follow``, keep yielding new lines."""
     container = component_container(config, component)
     lines: int | str = "all" if tail is None else tail
@@ -34,11 +36,15 @@ def read_logs(config: StackConfig, component: str, follow: bool = False, tail: i
         yield from container.logs(tail=lines).decode("utf-8", errors="replace").splitlines()
         return
     pending = b""
-    # The stream yields chunks as Docker receives them; a chunk may end inside a line.
-    for chunk in container.logs(stream=True, follow=True, tail=lines):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line.decode("utf-8", errors="replace")
+    stream = container.logs(stream=True, follow=True, tail=lines)
+    try:
+        # The stream yields chunks as Docker receives them; a chunk may end inside a line.
+        for chunk in stream:
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line.decode("utf-8", errors="replace")
+    finally:
+        stream.close()
     if pending:
         yield pending.decode("utf-8", errors="replace")

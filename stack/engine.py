@@ -30,7 +30,7 @@ Collection = Literal["containers", "volumes", "networks"]
 
 
 def connect(timeout: float = 60) -> DockerClient:
-    """A client of the local Docker engine (``DOCKER_HOST`` or the default socket) that has answered a ping."""
+    """A client of the local Docker engine (``DOCKER_HOST`` or the default socket) that answered a ping."""
     import docker
     import requests
 
@@ -73,7 +73,9 @@ def label_filter(config: StackConfig, component: str | None = None) -> dict[str,
     return {"label": labels}
 
 
-def find_containers(client: DockerClient, config: StackConfig, component: str | None = None) -> list[Container]:
+def find_containers(
+    client: DockerClient, config: StackConfig, component: str | None = None
+) -> list[Container]:
     """This stack's containers, running or not."""
     return client.containers.list(all=True, filters=label_filter(config, component))
 

@@ -8,6 +8,9 @@ Layout (each directory is mounted read-only, whole, into one container)::
     <data>/stack/grafana/provisioning/          copy of config/grafana/provisioning/
     <data>/stack/grafana/dashboards/            copy of config/grafana/dashboards/
 
+Files the caller renders (StackConfig.rendered_files, e.g. alert rules with thresholds filled in) replace
+the copied templates at the same paths.
+
 Directories are mounted rather than single files: Docker turns a missing single-file source into an empty
 directory, and a file replaced by rename would leave the container holding the old inode. Files are
 rewritten only when their content changes, so an unchanged stack stays unchanged.
@@ -17,9 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack.config import StackConfig
@@ -47,16 +49,24 @@ def write_config_files(config: StackConfig) -> StackFiles:
         grafana_provisioning=root / "grafana" / "provisioning",
         grafana_dashboards=root / "grafana" / "dashboards",
     )
-    mirror_directory(source / "rules", files.prometheus / "rules")
-    write_if_changed(files.prometheus / "prometheus.yml", render_prometheus_config(config).encode())
-    mirror_directory(source / "alertmanager", files.alertmanager)
-    mirror_directory(source / "grafana" / "provisioning", files.grafana_provisioning)
-    mirror_directory(source / "grafana" / "dashboards", files.grafana_dashboards)
+    wanted = _Tree()
+    wanted.copy(source / "rules", files.prometheus / "rules")
+    wanted.copy(source / "alertmanager", files.alertmanager)
+    wanted.copy(source / "grafana" / "provisioning", files.grafana_provisioning)
+    wanted.copy(source / "grafana" / "dashboards", files.grafana_dashboards)
+    wanted.files[files.prometheus / "prometheus.yml"] = render_prometheus_config(config).encode()
+    for relative, content in config.rendered_files.items():
+        target = root / relative
+        if not target.resolve().is_relative_to(root.resolve()):
+            raise ValueError(f"rendered file {relative!r} would land outside {root}")
+        wanted.files[target] = content.encode()
+    mounted = [files.prometheus, files.alertmanager, files.grafana_provisioning, files.grafana_dashboards]
+    wanted.sync(mounted)
     return files
 
 
 def render_prometheus_config(config: StackConfig) -> str:
-    """prometheus.yml for this stack: scrape the gateway (job="llmops"), load the rules, alert the Alertmanager."""
+    """prometheus.yml: scrape the gateway (job="llmops"), load the rules, send alerts to the Alertmanager."""
     template = string.Template((config.config_source / "prometheus.yml").read_text())
     return template.substitute(
         scrape_interval=config.scrape_interval,
@@ -66,29 +76,43 @@ def render_prometheus_config(config: StackConfig) -> str:
     )
 
 
-def mirror_directory(source: Path, target: Path) -> None:
-    """Make ``target`` hold exactly the files of ``source`` (an absent source gives an empty directory)."""
-    target.mkdir(parents=True, exist_ok=True)
-    wanted: set[Path] = set()
-    if source.is_dir():
+@dataclass
+class _Tree:
+    """The files (and directories) the mounted directories should hold, and the sync that makes it so."""
+
+    files: dict[Path, bytes] = field(default_factory=dict)
+    directories: set[Path] = field(default_factory=set)
+
+    def copy(self, source: Path, target: Path) -> None:
+        """Want every file of ``source`` under ``target`` (an absent source wants just an empty directory)."""
+        self.directories.add(target)
+        if not source.is_dir():
+            return
         for path in sorted(source.rglob("*")):
             relative = path.relative_to(source)
             if _SKIPPED_NAMES.intersection(relative.parts):
                 continue
-            wanted.add(relative)
             if path.is_dir():
-                (target / relative).mkdir(parents=True, exist_ok=True)
+                self.directories.add(target / relative)
             else:
-                write_if_changed(target / relative, path.read_bytes())
-    # Deepest paths first, so a stale directory is empty by the time it is removed.
-    for path in sorted(target.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        relative = path.relative_to(target)
-        if relative in wanted:
-            continue
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+                self.files[target / relative] = path.read_bytes()
+
+    def sync(self, roots: list[Path]) -> None:
+        """Write what changed, create what is missing, delete under ``roots`` what is no longer wanted."""
+        for directory in sorted(self.directories):
+            directory.mkdir(parents=True, exist_ok=True)
+        for path, content in self.files.items():
+            write_if_changed(path, content)
+        kept = set(self.files) | self.directories | {parent for path in self.files for parent in path.parents}
+        for root in roots:
+            # Deepest paths first, so a stale directory is empty by the time it is removed.
+            for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                if path in kept:
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    path.rmdir()
+                else:
+                    path.unlink()
 
 
 def write_if_changed(path: Path, content: bytes) -> None:

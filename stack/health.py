@@ -39,7 +39,9 @@ def wait_until_healthy(component: str, container: Container, url: str, timeout: 
             reason = f"its container stopped (exit code {state.get('ExitCode')})"
             raise ComponentUnhealthy(component, reason, last_log_lines(container))
         if container.attrs.get("RestartCount", 0) > restarts_before:
-            raise ComponentUnhealthy(component, "its container crashed and restarted", last_log_lines(container))
+            raise ComponentUnhealthy(
+                component, "its container crashed and restarted", last_log_lines(container)
+            )
         if probe(url):
             return
         if time.monotonic() > deadline:

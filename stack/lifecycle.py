@@ -24,7 +24,7 @@ from stack.engine import (
     find_networks,
     find_volumes,
 )
-from stack.errors import StackError
+from stack.errors import ComponentUnhealthy, StackError
 from stack.files import write_config_files
 from stack.health import probe, wait_until_healthy
 from stack.specs import ContainerSpec, build_specs, ensure_image
@@ -81,7 +81,13 @@ def up(config: StackConfig, components: Iterable[str] = COMPONENTS) -> list[Comp
         logger.info("%s: %s", component, action)
         changes.append(ComponentChange(component, action, config.url(component), containers[component].id))
     for component in selected:
-        wait_until_healthy(component, containers[component], config.health_url(component), config.health_timeout)
+        container = containers[component]
+        try:
+            wait_until_healthy(component, container, config.health_url(component), config.health_timeout)
+        except ComponentUnhealthy:
+            # Stopped rather than left crash-looping under its restart policy; its log stays readable.
+            container.stop(timeout=_STOP_TIMEOUT_SECONDS)
+            raise
     return changes
 
 
@@ -183,5 +189,7 @@ def _known(components: Iterable[str]) -> list[str]:
     selected = list(components)
     unknown = sorted(set(selected) - set(COMPONENTS))
     if unknown:
-        raise StackError(f"unknown component(s): {', '.join(unknown)}", hint=f"choose from {', '.join(COMPONENTS)}")
+        raise StackError(
+            f"unknown component(s): {', '.join(unknown)}", hint=f"choose from {', '.join(COMPONENTS)}"
+        )
     return selected

@@ -58,7 +58,8 @@ def open_shell(config: StackConfig, component: str, command: Sequence[str] = ("/
 @contextlib.contextmanager
 def _raw_mode(fd: int) -> Iterator[None]:
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    # TCSADRAIN rather than setraw's default TCSAFLUSH: keep what was typed before the shell opened.
+    tty.setraw(fd, termios.TCSADRAIN)
     try:
         yield
     finally:

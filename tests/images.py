@@ -45,7 +45,10 @@ esac
 [ -d /var/lib/grafana/dashboards ] || fail "/var/lib/grafana/dashboards is not mounted"
 touch /var/lib/grafana/.writable || fail "/var/lib/grafana is not writable"
 echo "grafana-standin: listening on $GF_SERVER_HTTP_ADDR:$GF_SERVER_HTTP_PORT"
-exec httpd -f -v -p "$GF_SERVER_HTTP_ADDR:$GF_SERVER_HTTP_PORT" -h /www
+# As PID 1, httpd would ignore SIGTERM and make every stop wait for the kill timeout; Grafana does not.
+httpd -f -v -p "$GF_SERVER_HTTP_ADDR:$GF_SERVER_HTTP_PORT" -h /www &
+trap 'kill $!; exit 0' TERM INT
+wait $!
 """
 
 _PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -174,7 +177,7 @@ def grafana_standin_plan() -> ImagePlan:
 
 
 def build_image(client: DockerClient, plan: ImagePlan) -> str:
-    """Build ``plan`` unless an image with its content hash exists; tag it ``plan.reference``; return its id."""
+    """Build ``plan`` unless its content-hash tag exists; tag it ``plan.reference``; return its id."""
     import docker
 
     repository = plan.reference.rsplit(":", 1)[0]

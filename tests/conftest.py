@@ -1,0 +1,132 @@
+"""Shared fixtures.
+
+Stack tests run against the real Docker engine with the local images of tests/images.py. Each test gets
+a stack of its own: a project label and name prefix unique to the test session, free ports on 127.0.0.1,
+and a data directory under tmp_path. Whatever a test creates is removed by label afterwards, even when
+it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from stack.config import StackConfig
+
+SESSION_PROJECT = f"llmops-test-{uuid.uuid4().hex[:8]}"
+"""Prefix of the project label of every stack this test session creates."""
+
+MINIMAL_ALERTMANAGER_CONFIG = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 (held open together so they cannot repeat)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    from stack.engine import PROJECT_LABEL, connect
+    from stack.errors import DockerUnavailable
+
+    try:
+        client = connect()
+    except DockerUnavailable as exc:
+        pytest.fail(f"{exc.message}; run `bash tests/provision.sh` as root first", pytrace=False)
+    yield client
+    # Safety net for objects a crashed test could not clean up: everything of this session, by label.
+    leftovers = [
+        *[(c, {"force": True}) for c in client.containers.list(all=True)],
+        *[(v, {}) for v in client.volumes.list()],
+        *[(n, {}) for n in client.networks.list()],
+    ]
+    for item, options in leftovers:
+        labels = item.attrs.get("Labels") or item.attrs.get("Config", {}).get("Labels") or {}
+        if labels.get(PROJECT_LABEL, "").startswith(SESSION_PROJECT):
+            with contextlib.suppress(Exception):
+                item.remove(**options)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_client: Any) -> dict[str, str]:
+    from tests.images import build_test_images
+
+    return build_test_images(docker_client)
+
+
+@pytest.fixture
+def make_stack_config(tmp_path: Any, test_images: dict[str, str]) -> Iterator[Callable[..., StackConfig]]:
+    """Build an isolated StackConfig (override any field by keyword); its objects are nuked afterwards."""
+    from stack.lifecycle import nuke
+    from tests.images import ALERTMANAGER_IMAGE, GRAFANA_STANDIN_IMAGE, PROMETHEUS_IMAGE
+
+    made: list[StackConfig] = []
+
+    def make(**overrides: Any) -> StackConfig:
+        project = f"{SESSION_PROJECT}-{uuid.uuid4().hex[:6]}"
+        prometheus_port, alertmanager_port, grafana_port, gateway_port = free_ports(4)
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / f"data-{len(made)}",
+            "project": project,
+            "name_prefix": f"{project}-",
+            "prometheus_port": prometheus_port,
+            "alertmanager_port": alertmanager_port,
+            "grafana_port": grafana_port,
+            "gateway_port": gateway_port,
+            "prometheus_image": PROMETHEUS_IMAGE,
+            "alertmanager_image": ALERTMANAGER_IMAGE,
+            "grafana_image": GRAFANA_STANDIN_IMAGE,
+            "grafana_admin_password": secrets.token_urlsafe(18),
+            "scrape_interval": "1s",
+            "health_timeout": 60.0,
+            "rendered_files": {"alertmanager/alertmanager.yml": MINIMAL_ALERTMANAGER_CONFIG},
+        }
+        values.update(overrides)
+        config = StackConfig(**values)
+        made.append(config)
+        return config
+
+    yield make
+    for config in made:
+        nuke(config)
+
+
+@pytest.fixture
+def metrics_server() -> Iterator[int]:
+    """A plain HTTP server on 127.0.0.1 serving a Prometheus exposition at /metrics; yields its port."""
+    from prometheus_client import CollectorRegistry, Counter, generate_latest
+
+    registry = CollectorRegistry()
+    Counter("llmops_requests", "Requests.", ["status"], registry=registry).labels(status="ok").inc(3)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = generate_latest(registry) if self.path == "/metrics" else b"not found\n"
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
