@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from stack.config import COMPONENTS, StackConfig
@@ -28,7 +28,7 @@ def component_container(config: StackConfig, component: str, *, running: bool = 
 
 def read_logs(
     config: StackConfig, component: str, follow: bool = False, tail: int | None = None
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Lines of a component's stdout and stderr, oldest first; with ``follow``, keep yielding new lines."""
     container = component_container(config, component)
     lines: int | str = "all" if tail is None else tail
