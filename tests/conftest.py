@@ -1,4 +1,4 @@
-"""Shared fixtures.
+"""Shared fixtures: an isolated environment for every test, real gateways, and isolated Docker stacks.
 
 Stack tests run against the real Docker engine with the local images of tests/images.py. Each test gets
 a stack of its own: a project label and name prefix unique to the test session, free ports on 127.0.0.1,
@@ -11,15 +11,15 @@ from __future__ import annotations
 import contextlib
 import secrets
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stack.config import StackConfig
+from tests.harness import Gateway
 
 SESSION_PROJECT = f"llmops-test-{uuid.uuid4().hex[:8]}"
 """Prefix of the project label of every stack this test session creates."""
@@ -34,6 +34,33 @@ def free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in sockets]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's settings, secrets or data directory."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("LLMOPS_") or key in ("JWT_SECRET", "GRAFANA_ADMIN_PASSWORD"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """One real gateway per test module (tests use deltas or their own principals)."""
+    gw = Gateway(tmp_path_factory.mktemp("gw")).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def fresh_gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway of the test's own, for exact totals."""
+    gw = Gateway(tmp_path / "gw").start()
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture(scope="session")
@@ -102,31 +129,3 @@ def make_stack_config(tmp_path: Any, test_images: dict[str, str]) -> Iterator[Ca
     yield make
     for config in made:
         nuke(config)
-
-
-@pytest.fixture
-def metrics_server() -> Iterator[int]:
-    """A plain HTTP server on 127.0.0.1 serving a Prometheus exposition at /metrics; yields its port."""
-    from prometheus_client import CollectorRegistry, Counter, generate_latest
-
-    registry = CollectorRegistry()
-    Counter("llmops_requests", "Requests.", ["status"], registry=registry).labels(status="ok").inc(3)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = generate_latest(registry) if self.path == "/metrics" else b"not found\n"
-            self.send_response(200 if self.path == "/metrics" else 404)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()

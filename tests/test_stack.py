@@ -26,6 +26,7 @@ from stack.container_logs import read_logs
 from stack.engine import COMPONENT_LABEL, PROJECT_LABEL, SPEC_HASH_LABEL, find_containers, find_volumes
 from stack.errors import ComponentUnhealthy
 from stack.lifecycle import down, nuke, reset_prometheus, status, up
+from tests.harness import Gateway
 from tests.images import GRAFANA_STANDIN_IMAGE
 
 MakeConfig = Callable[..., StackConfig]
@@ -280,17 +281,24 @@ def test_prometheus_on_a_taken_port_fails_with_the_bind_error(make_stack_config:
     assert "address already in use" in raised.value.logs
 
 
-def test_prometheus_scrapes_the_gateway(make_stack_config: MakeConfig, metrics_server: int) -> None:
-    config = make_stack_config(gateway_port=metrics_server)
+def test_prometheus_scrapes_the_real_gateway(make_stack_config: MakeConfig, fresh_gateway: Gateway) -> None:
+    config = make_stack_config(gateway_port=fresh_gateway.port)
     up(config)
+    for number in range(5):
+        response = httpx.post(
+            f"{fresh_gateway.url}/llm",
+            json={"prompt": f"scrape me {number}"},
+            headers=fresh_gateway.headers("scrape-user"),
+        )
+        assert response.status_code == 200
 
     target_up = wait_for(lambda: query(config, 'up{job="llmops"} == 1'), what='up{job="llmops"} == 1')
 
-    assert target_up[0]["metric"]["instance"] == f"127.0.0.1:{metrics_server}"
-    counted = wait_for(
-        lambda: query(config, 'llmops_requests_total{job="llmops"}'), what="the gateway's counter"
+    assert target_up[0]["metric"]["instance"] == f"127.0.0.1:{fresh_gateway.port}"
+    counted = 'sum(llmops_requests_total{job="llmops",user="scrape-user",status="ok"})'
+    assert wait_for(
+        lambda: [s for s in query(config, counted) if s["value"][1] == "5"], what="the 5 requests counted"
     )
-    assert [(s["metric"]["status"], s["value"][1]) for s in counted] == [("ok", "3")]
 
 
 def test_status_and_logs_report_each_component(make_stack_config: MakeConfig) -> None:

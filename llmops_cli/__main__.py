@@ -1,0 +1,3 @@
+from llmops_cli.main import run
+
+run()

@@ -1,0 +1,51 @@
+"""The `llmops` command: a thin root that wires one command per module and maps errors to exit codes.
+
+Command modules import their heavy dependencies inside the command, so `llmops --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from llmops_cli.commands import lifecycle, serve, simulate, token, usage
+from llmops_cli.console import debug_enabled, print_error
+
+app = typer.Typer(
+    name="llmops",
+    help="An LLM gateway with its operations tooling: auth, usage log, metrics, dashboards, alerts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.command()(serve.serve)
+app.command()(lifecycle.up)
+app.command()(lifecycle.down)
+app.command()(lifecycle.status)
+app.command()(token.token)
+app.command()(simulate.simulate)
+app.command()(usage.usage)
+
+
+def run() -> None:
+    """Entry point: run the app; known errors become one `error:` line and exit 1."""
+    try:
+        app()
+    except Exception as exc:  # the one place errors turn into messages
+        if debug_enabled():
+            raise
+        hint = getattr(exc, "hint", None) or "set LLMOPS_DEBUG=1 to see the traceback"
+        print_error(_describe(exc), hint=hint)
+        raise SystemExit(1) from None
+
+
+def _describe(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        return f"invalid setting: {problems}"
+    message = getattr(exc, "message", None) or str(exc)
+    from server.errors import GatewayError
+
+    return message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {message}"

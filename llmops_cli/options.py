@@ -1,0 +1,21 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (usage log, pid and log files). [default: ./data]",
+        envvar="LLMOPS_DATA_DIR",
+        show_envvar=False,
+    ),
+]
+Host = Annotated[str | None, typer.Option("--host", help="Address to listen on. [default: 127.0.0.1]")]
+Port = Annotated[int | None, typer.Option("--port", help="Port to listen on. [default: 8000]")]
+Url = Annotated[str | None, typer.Option("--url", help="Gateway URL. [default: from settings]")]

@@ -1,0 +1,92 @@
+"""The gateway application: `create_app(settings)` wires one of everything."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from server.auth import Authenticator
+from server.errors import GatewayError
+from server.gateway import Gateway, request_log_writer
+from server.http import RequestIdMiddleware, error_response, json_response
+from server.metrics import Metrics
+from server.models_config import load_registry
+from server.providers.base import Provider
+from server.providers.echo import EchoProvider
+from server.routes import health, llm
+from server.settings import Settings, get_settings
+from server.usage.store import SqliteUsageStore
+
+log = logging.getLogger(__name__)
+
+
+def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Gateway:
+    """Everything the routes need; raises ConfigError or StorageError before anything listens."""
+    authenticator = Authenticator(settings.require_jwt_secret(), settings.jwt_leeway_s)
+    registry = load_registry(settings.models_file, settings.models, settings.default_model)
+    providers: dict[str, Provider] = {"echo": EchoProvider()}
+    metrics = Metrics(
+        metrics_registry,
+        registry.names(),
+        {m.name: m.provider for m in registry.models.values()},
+        max_users=settings.metrics_max_users,
+    )
+    store = SqliteUsageStore(
+        settings.usage_db_path,
+        batch_size=settings.usage_batch_size,
+        flush_interval_s=settings.usage_flush_interval_s,
+        on_written=request_log_writer(sys.stdout, settings.request_log_prompts)
+        if settings.request_log
+        else None,
+        on_write_error=lambda _exc: metrics.usage_write_errors.inc(),
+    )
+    return Gateway(settings, registry, providers, store, metrics, authenticator)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app for `settings` (the process's settings when None)."""
+    settings = settings or get_settings()
+    metrics_registry = CollectorRegistry(auto_describe=True)
+    gateway = build_gateway(settings, metrics_registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway.usage_store.start()
+        try:
+            yield
+        finally:
+            # In-flight calls have finished by now (uvicorn drains them first): flush every row.
+            gateway.usage_store.close()
+
+    app = FastAPI(
+        title="llmops gateway",
+        version="0.1.0",
+        description="Authenticated, logged and measured access to LLMs.",
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    app.state.metrics_registry = metrics_registry
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(llm.router)
+    app.include_router(health.router)
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_request: Request, error: GatewayError) -> Response:
+        return error_response(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        kind = "not_found" if exc.status_code == 404 else "http_error"
+        return json_response(
+            {"error": {"type": kind, "message": str(exc.detail)}}, exc.status_code, exc.headers
+        )
+
+    return app

@@ -1,0 +1,211 @@
+"""The gateway's core service: authenticate, run a call down its chain, account for it.
+
+Routes stay thin: they parse their own request shape and call into `Gateway`. Every
+authenticated call to an LLM endpoint gets a `UsageRow` from `start_call` and is
+handed to `finish_call` exactly once, whatever happened, which writes the row and
+counts the metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import IO
+
+import orjson
+
+from server.auth import Authenticator, Principal
+from server.dispatch import Answer, complete_with_fallbacks
+from server.errors import AuthError, GatewayError, UnknownModel, UpstreamError
+from server.metrics import Metrics
+from server.models_config import ModelConfig, ModelRegistry
+from server.providers.base import ChatRequest, Provider, Usage, prompt_text
+from server.settings import Settings
+from server.usage.row import UsageRow, utc_now_iso
+from server.usage.store import UsageStore
+
+log = logging.getLogger(__name__)
+
+MAX_END_USER_LENGTH = 256
+
+
+def cost_usd(model: ModelConfig, usage: Usage) -> float | None:
+    """Spend for `usage` at `model`'s prices; None when the price is unknown."""
+    if not model.has_price:
+        return None
+    assert model.input_price_per_mtok is not None and model.output_price_per_mtok is not None
+    cached = usage.cached_tokens or 0
+    cached_price = model.cached_input_price_per_mtok
+    if cached_price is None:
+        cached, cached_price = 0, 0.0
+    return (
+        (usage.prompt_tokens - cached) * model.input_price_per_mtok
+        + cached * cached_price
+        + usage.completion_tokens * model.output_price_per_mtok
+    ) / 1_000_000
+
+
+class Call:
+    """One authenticated call in progress: its row, and when it started."""
+
+    __slots__ = ("error_type", "finished", "row", "started")
+
+    def __init__(self, row: UsageRow) -> None:
+        self.row = row
+        self.started = time.perf_counter()
+        self.error_type = ""
+        self.finished = False
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+
+class Gateway:
+    """Everything a route needs, built once per process by `server.app.create_app`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        providers: dict[str, Provider],
+        usage_store: UsageStore,
+        metrics: Metrics,
+        authenticator: Authenticator,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.providers = providers
+        self.usage_store = usage_store
+        self.metrics = metrics
+        self.authenticator = authenticator
+
+    # -- auth ---------------------------------------------------------------------------------
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        try:
+            return self.authenticator.authenticate(authorization)
+        except AuthError as exc:
+            self.metrics.auth_failures.labels(exc.reason).inc()
+            raise
+
+    # -- one call -----------------------------------------------------------------------------
+
+    def start_call(self, request_id: str, principal: Principal, end_user: str | None, endpoint: str) -> Call:
+        # A call counts as cancelled until it says otherwise: a client that hangs up mid-call
+        # interrupts the route, and `finish_call` still writes its row.
+        row = UsageRow(
+            ts=utc_now_iso(),
+            request_id=request_id,
+            user=principal.subject,
+            end_user=end_user[:MAX_END_USER_LENGTH] if end_user else None,
+            endpoint=endpoint,
+            status="cancelled",
+            http_status=499,
+        )
+        self.metrics.in_flight.inc()
+        return Call(row)
+
+    def resolve_model(self, name: str | None) -> ModelConfig:
+        """The configured model called `name` (the default when None), or UnknownModel listing them."""
+        model_name = self.registry.default_model if name is None else name
+        model = self.registry.models.get(model_name)
+        if model is None:
+            raise UnknownModel(
+                f"unknown model {model_name[:100]!r}; configured models: {', '.join(self.registry.names())}"
+            )
+        return model
+
+    async def complete(self, call: Call, model: ModelConfig, request: ChatRequest) -> Answer:
+        """Run the call down `model`'s chain and put what answered, and its usage, on the row."""
+        row = call.row
+        row.prompt = self._stored_text(prompt_text(request.messages))
+        answer = await complete_with_fallbacks(
+            self.registry.chain(model.name), self.providers, request, self._count_failed_attempt
+        )
+        self.account(call, answer.model, answer.completion.usage)
+        row.response = self._stored_text(answer.completion.text)
+        row.status, row.http_status = "ok", 200
+        return answer
+
+    def account(self, call: Call, answered: ModelConfig, usage: Usage) -> None:
+        """Put the answering model and its exact usage and cost on the row."""
+        row = call.row
+        row.model = answered.name
+        row.provider = answered.provider
+        row.fallback = answered.name != row.requested_model
+        row.prompt_tokens = usage.prompt_tokens
+        row.completion_tokens = usage.completion_tokens
+        row.tokens = usage.total_tokens
+        row.tokens_estimated = usage.estimated
+        row.cached_tokens = usage.cached_tokens
+        row.reasoning_tokens = usage.reasoning_tokens
+        row.cost_usd = cost_usd(answered, usage)
+
+    def fail_call(self, call: Call, error: GatewayError) -> None:
+        row = call.row
+        row.http_status = error.status_code
+        row.status = "error" if isinstance(error, UpstreamError) or error.status_code >= 500 else "rejected"
+        row.error = f"{error.error_type}: {error.message}"[:1000]
+        call.error_type = error.error_type
+
+    def finish_call(self, call: Call) -> None:
+        """Write the call's one row and count it; safe to call twice (the second does nothing)."""
+        if call.finished:
+            return
+        call.finished = True
+        row = call.row
+        row.latency_ms = round(call.elapsed_ms(), 3)
+        self.metrics.in_flight.dec()
+        self.metrics.record_call(row, call.error_type)
+        self.usage_store.record(row)
+
+    def _count_failed_attempt(self, model: ModelConfig, error: UpstreamError) -> None:
+        self.metrics.upstream_errors.labels(self.metrics.model_label(model.name), error.reason).inc()
+
+    def _stored_text(self, text: str | None) -> str | None:
+        mode = self.settings.store_prompts
+        if text is None or mode == "full":
+            return text
+        if mode == "hash":
+            return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+        return None
+
+
+def request_log_writer(stream: IO[str], include_prompts: bool) -> Callable[[list[UsageRow]], None]:
+    """A usage-log hook that prints one JSON line per call (for Loki, Vector, Elasticsearch)."""
+
+    def write(rows: list[UsageRow]) -> None:
+        lines = []
+        for row in rows:
+            entry = {
+                "ts": row.ts,
+                "level": "info" if row.status == "ok" else "warning",
+                "event": "request",
+                "request_id": row.request_id,
+                "user": row.user,
+                "end_user": row.end_user,
+                "endpoint": row.endpoint,
+                "requested_model": row.requested_model,
+                "model": row.model,
+                "status": row.status,
+                "http_status": row.http_status,
+                "latency_ms": row.latency_ms,
+                "prompt_tokens": row.prompt_tokens,
+                "completion_tokens": row.completion_tokens,
+                "cost_usd": row.cost_usd,
+                "fallback": row.fallback,
+                "stream": row.stream,
+                "error": row.error,
+            }
+            if include_prompts:
+                entry["prompt"] = row.prompt
+            lines.append(orjson.dumps(entry).decode())
+        try:
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            log.debug("request log stream closed")
+
+    return write

@@ -1,0 +1,182 @@
+"""The usage log: an interface, and its embedded SQLite implementation.
+
+Rows are handed over with `record()` (never blocks the event loop) and written by one
+background thread in batches, each batch one transaction. A failed write (database
+locked by another process, disk full, read-only mount) is retried with backoff, the
+store reports itself unhealthy meanwhile, and nothing is dropped. `close()` flushes
+everything; rows that still cannot be written at shutdown go to a JSON-lines file
+beside the database rather than disappearing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from server.errors import StorageError
+from server.usage.row import UsageRow, utc_now_iso
+from server.usage.schema import COLUMNS, migrate
+
+log = logging.getLogger(__name__)
+
+_INSERT = f"INSERT INTO usage_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_STOP = object()
+
+
+class UsageStore(Protocol):
+    """What the gateway needs from a usage log; PostgreSQL can slot in behind the same calls."""
+
+    def start(self) -> None: ...
+    def record(self, row: UsageRow) -> None: ...
+    def close(self, timeout_s: float = 30.0) -> None: ...
+    @property
+    def healthy(self) -> bool: ...
+
+
+def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 5000) -> sqlite3.Connection:
+    """A connection in autocommit mode with the pragmas every user of the log needs."""
+    if readonly:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return conn
+
+
+def open_usage_db(path: Path) -> sqlite3.Connection:
+    """Create the data directory and database if needed, switch to WAL, and migrate."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(path)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(conn)
+        # Prove the file takes writes now, not at the first request.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("COMMIT")
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageError(f"usage log {path} is not writable: {exc}") from exc
+    return conn
+
+
+class SqliteUsageStore:
+    """Batched, off-the-event-loop writer for `usage_logs` in a SQLite file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.05,
+        on_written: Callable[[list[UsageRow]], None] | None = None,
+        on_write_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.path = path
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._on_written = on_written
+        self._on_write_error = on_write_error
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._conn = open_usage_db(path)
+        self._thread = threading.Thread(target=self._run, name="usage-log-writer", daemon=True)
+        self._healthy = True
+        self._closing_deadline: float | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy and self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def record(self, row: UsageRow) -> None:
+        self._queue.put(row)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write every queued row, then stop the writer."""
+        if not self._thread.is_alive():
+            return
+        self._closing_deadline = time.monotonic() + timeout_s
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._conn.close()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            stopping = first is _STOP
+            batch: list[UsageRow] = [] if stopping else [first]  # type: ignore[list-item]
+            # Gather what arrives within the flush interval; when stopping, everything queued.
+            deadline = time.monotonic() + self._flush_interval_s
+            while True:
+                if len(batch) >= self._batch_size:
+                    self._write_with_retry(batch)
+                    batch = []
+                remaining = deadline - time.monotonic()
+                try:
+                    if stopping or remaining <= 0:
+                        item = self._queue.get_nowait()
+                    else:
+                        item = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)  # type: ignore[arg-type]
+            if batch:
+                self._write_with_retry(batch)
+
+    def _write_with_retry(self, batch: list[UsageRow]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(_INSERT, [row.as_tuple() for row in batch])
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._healthy = False
+                if self._on_write_error is not None:
+                    self._on_write_error(exc)
+                if self._closing_deadline is not None and time.monotonic() > self._closing_deadline:
+                    self._spill(batch, exc)
+                    return
+                log.warning(
+                    "usage log write failed (%s); %d rows kept, retrying in %.2fs", exc, len(batch), delay
+                )
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            self._healthy = True
+            if self._on_written is not None:
+                self._on_written(batch)
+            return
+
+    def _spill(self, batch: list[UsageRow], exc: Exception) -> None:
+        spill_path = self.path.with_name(f"usage-unwritten-{utc_now_iso().replace(':', '')}.jsonl")
+        try:
+            with spill_path.open("a") as spill:
+                for row in batch:
+                    spill.write(json.dumps(row.as_dict()) + "\n")
+        except OSError as spill_exc:
+            log.error(
+                "lost %d usage rows: database (%s) and spill file (%s) unwritable", len(batch), exc, spill_exc
+            )
+        else:
+            log.error(
+                "usage log unwritable at shutdown (%s); %d rows saved to %s", exc, len(batch), spill_path
+            )
