@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import lifecycle, serve, simulate, token, usage
+from llmops_cli.commands import lifecycle, logs, nuke, reset, serve, shell, simulate, token, usage
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -25,6 +25,10 @@ app.command()(lifecycle.status)
 app.command()(token.token)
 app.command()(simulate.simulate)
 app.command()(usage.usage)
+app.command()(logs.logs)
+app.command()(shell.shell)
+app.command()(reset.reset)
+app.command()(nuke.nuke)
 
 
 def run() -> None:
@@ -47,5 +51,6 @@ def _describe(exc: Exception) -> str:
         return f"invalid setting: {problems}"
     message = getattr(exc, "message", None) or str(exc)
     from server.errors import GatewayError
+    from stack.errors import StackError
 
-    return message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {message}"
+    return message if isinstance(exc, GatewayError | StackError) else f"{type(exc).__name__}: {message}"

@@ -5,7 +5,7 @@
     specs.py           each component's container spec and the hash that decides when to recreate it
     engine.py          the Docker client, creation of labelled objects, lookup by label
     health.py          health probes from the host, the wait with a timeout
-    lifecycle.py       up / down / status / reset_prometheus / nuke
+    lifecycle.py       up / down / status / reset_prometheus / owned_objects / nuke
     container_logs.py  a component's log
     shell.py           an interactive shell in a component's container
     errors.py          the exceptions (StackError and its subclasses)
@@ -16,7 +16,17 @@ Imports of docker and httpx happen inside functions, so importing this package s
 from stack.config import COMPONENTS, StackConfig
 from stack.container_logs import read_logs
 from stack.errors import ComponentUnhealthy, DockerUnavailable, StackError
-from stack.lifecycle import ComponentChange, ComponentStatus, down, nuke, reset_prometheus, status, up
+from stack.files import remove_config_files
+from stack.lifecycle import (
+    ComponentChange,
+    ComponentStatus,
+    down,
+    nuke,
+    owned_objects,
+    reset_prometheus,
+    status,
+    up,
+)
 from stack.shell import open_shell
 
 __all__ = [
@@ -30,7 +40,9 @@ __all__ = [
     "down",
     "nuke",
     "open_shell",
+    "owned_objects",
     "read_logs",
+    "remove_config_files",
     "reset_prometheus",
     "status",
     "up",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,14 @@ def write_config_files(config: StackConfig) -> StackFiles:
     mounted = [files.prometheus, files.alertmanager, files.grafana_provisioning, files.grafana_dashboards]
     wanted.sync(mounted)
     return files
+
+
+def remove_config_files(config: StackConfig) -> bool:
+    """Delete the generated ``<data dir>/stack/`` directory; True when there was one."""
+    if not config.files_dir.exists():
+        return False
+    shutil.rmtree(config.files_dir)
+    return True
 
 
 def render_prometheus_config(config: StackConfig) -> str:

@@ -6,9 +6,9 @@ it alone.
 
 from __future__ import annotations
 
+import functools
 import logging
-import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -25,7 +25,7 @@ from stack.engine import (
     find_volumes,
 )
 from stack.errors import ComponentUnhealthy, StackError
-from stack.files import write_config_files
+from stack.files import remove_config_files, write_config_files
 from stack.health import probe, wait_until_healthy
 from stack.specs import ContainerSpec, build_specs, ensure_image
 
@@ -165,24 +165,32 @@ def reset_prometheus(config: StackConfig) -> ComponentChange | None:
     return up(config, ["prometheus"])[0]
 
 
+def owned_objects(config: StackConfig) -> list[str]:
+    """What `nuke` would remove: every labelled container, volume and network, and the generated files."""
+    return [description for description, _ in _owned(connect(), config)]
+
+
 def nuke(config: StackConfig) -> list[str]:
     """Remove every container, volume and network carrying this stack's label, and the config files `up`
     generated; return what was removed."""
-    client = connect()
     removed = []
-    for container in find_containers(client, config):
-        container.remove(force=True)
-        removed.append(f"container {container.name}")
-    for volume in find_volumes(client, config):
-        volume.remove()
-        removed.append(f"volume {volume.name}")
-    for network in find_networks(client, config):
-        network.remove()
-        removed.append(f"network {network.name}")
-    if config.files_dir.exists():
-        shutil.rmtree(config.files_dir)
-        removed.append(f"files {config.files_dir}")
+    for description, remove in _owned(connect(), config):
+        remove()
+        removed.append(description)
     return removed
+
+
+def _owned(client: DockerClient, config: StackConfig) -> list[tuple[str, Callable[[], object]]]:
+    """Each object of this stack with the call that removes it; containers first, since they hold the rest."""
+    owned: list[tuple[str, Callable[[], object]]] = [
+        (f"container {c.name}", functools.partial(c.remove, force=True))
+        for c in find_containers(client, config)
+    ]
+    owned += [(f"volume {v.name}", v.remove) for v in find_volumes(client, config)]
+    owned += [(f"network {n.name}", n.remove) for n in find_networks(client, config)]
+    if config.files_dir.exists():
+        owned.append((f"files {config.files_dir}", functools.partial(remove_config_files, config)))
+    return owned
 
 
 def _known(components: Iterable[str]) -> list[str]:

@@ -1,0 +1,70 @@
+"""Settings of the Docker stack (Prometheus, Alertmanager, Grafana), from the environment and `.env`.
+
+Unset settings fall through to the defaults of stack.config.StackConfig, which is the one place they live.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from server.settings import Settings
+    from stack.config import StackConfig
+
+GRAFANA_PASSWORD_VARIABLE = "GRAFANA_ADMIN_PASSWORD"
+
+
+class StackSettings(BaseSettings):
+    """`LLMOPS_<NAME>` variables of the stack, plus GRAFANA_ADMIN_PASSWORD."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_", env_file=".env", extra="ignore")
+
+    stack: bool = True
+    """False (LLMOPS_STACK=off): up, down and status manage the gateway only."""
+    network_mode: Literal["host", "bridge"] | None = None
+    bind_address: str | None = None
+    prometheus_port: int | None = None
+    alertmanager_port: int | None = None
+    grafana_port: int | None = None
+    prometheus_image: str | None = None
+    alertmanager_image: str | None = None
+    grafana_image: str | None = None
+    scrape_interval: str | None = None
+    health_timeout: float | None = Field(default=None, gt=0)
+    # For running a second, separate stack next to the usual one (tests do).
+    stack_project: str | None = None
+    stack_name_prefix: str | None = None
+    grafana_admin_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(GRAFANA_PASSWORD_VARIABLE, "LLMOPS_GRAFANA_ADMIN_PASSWORD"),
+    )
+
+    def to_config(self, data_dir: Path, gateway: Settings | None = None) -> StackConfig:
+        """The StackConfig for this data directory and gateway (the gateway's host and port get scraped)."""
+        from stack.config import StackConfig
+
+        renamed = {"stack_project": "project", "stack_name_prefix": "name_prefix"}
+        chosen = {
+            renamed.get(name, name): value
+            for name, value in self.model_dump(exclude={"stack", "grafana_admin_password"}).items()
+            if value is not None
+        }
+        if self.grafana_admin_password is not None:
+            chosen["grafana_admin_password"] = self.grafana_admin_password.get_secret_value()
+        if gateway is not None:
+            chosen["gateway_host"] = gateway.host
+            chosen["gateway_port"] = gateway.port
+        return StackConfig(data_dir=data_dir, **chosen)
+
+
+def load_stack_config(data_dir: Path | None = None) -> tuple[StackSettings, StackConfig]:
+    """The stack settings and the StackConfig for the gateway settings in effect."""
+    from llmops_cli.config import load_settings
+
+    gateway = load_settings(data_dir)
+    settings = StackSettings()
+    return settings, settings.to_config(gateway.data_dir, gateway)
