@@ -48,7 +48,7 @@ class StackConfig:
     grafana_image: str = DEFAULT_GRAFANA_IMAGE
     grafana_admin_user: str = "admin"
     grafana_admin_password: str = field(default="", repr=False)
-    scrape_interval: str = "15s"
+    scrape_interval: str = "5s"
     name_prefix: str = "llmops-"
     project: str = "llmops"
     health_timeout: float = 90.0
@@ -61,7 +61,8 @@ class StackConfig:
     def __post_init__(self) -> None:
         if self.network_mode not in ("host", "bridge"):
             raise ValueError(f"network_mode must be 'host' or 'bridge', not {self.network_mode!r}")
-        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        # Docker needs absolute bind-mount sources (a relative one reads as a volume name).
+        object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
         object.__setattr__(self, "config_source", Path(self.config_source))
 
     @property

@@ -145,6 +145,8 @@ def grafana_spec(config: StackConfig, files: StackFiles, network: str | None) ->
         # Read by the provisioned datasources, so one provisioning file serves both network modes.
         "LLMOPS_PROMETHEUS_URL": f"http://{config.internal_address('prometheus')}",
         "LLMOPS_ALERTMANAGER_URL": f"http://{config.internal_address('alertmanager')}",
+        # For the datasource's timeInterval, which must match the scrape interval for $__rate_interval.
+        "LLMOPS_SCRAPE_INTERVAL": config.scrape_interval,
     }
     return _spec(
         config,

@@ -2,11 +2,12 @@
 # Prepare a machine for the llmops test suite (idempotent; run as root).
 #
 # Installs Debian's docker.io, prometheus, prometheus-alertmanager and busybox-static when missing
-# (the local test images are built from those binaries, since no image registry is reachable in CI),
+# (the local test images are built from those binaries, since no image registry is reachable in CI)
+# and sqlite3 (for `llmops shell db`),
 # then starts dockerd in the background when no daemon answers and waits until it does.
 set -euo pipefail
 
-packages=(docker.io prometheus prometheus-alertmanager busybox-static)
+packages=(docker.io prometheus prometheus-alertmanager busybox-static sqlite3)
 missing=()
 for package in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

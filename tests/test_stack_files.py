@@ -123,3 +123,13 @@ def test_spec_digest_follows_mounted_file_content_and_image(tmp_path: Path) -> N
     assert spec.digest("sha256:image-b") != first
     (files.alertmanager / "alertmanager.yml").write_text("route: {receiver: changed}\n")
     assert spec.digest("sha256:image-a") != first
+
+
+def test_a_relative_data_dir_becomes_absolute_for_docker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    config = StackConfig(data_dir=Path("data"))
+
+    assert config.files_dir == tmp_path / "data" / "stack"
