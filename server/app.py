@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,13 +18,16 @@ from server.auth import Authenticator
 from server.errors import GatewayError
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
-from server.metrics import Metrics
+from server.metrics import Metrics, multiprocess_metrics_dir
 from server.models_config import load_registry
 from server.providers.base import Provider
 from server.providers.echo import EchoProvider
-from server.routes import health, llm
+from server.providers.ollama import OllamaProvider
+from server.providers.openai import OpenAIProvider
+from server.routes import health, llm, openai
 from server.settings import Settings, get_settings
-from server.usage.store import SqliteUsageStore
+from server.upstream import UpstreamClient
+from server.usage.store import SqliteUsageStore, open_usage_db
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,12 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
     """Everything the routes need; raises ConfigError or StorageError before anything listens."""
     authenticator = Authenticator(settings.require_jwt_secret(), settings.jwt_leeway_s)
     registry = load_registry(settings.models_file, settings.models, settings.default_model)
-    providers: dict[str, Provider] = {"echo": EchoProvider()}
+    upstream = UpstreamClient()
+    providers: dict[str, Provider] = {
+        "echo": EchoProvider(),
+        "openai": OpenAIProvider(upstream),
+        "ollama": OllamaProvider(upstream),
+    }
     metrics = Metrics(
         metrics_registry,
         registry.names(),
@@ -48,7 +57,14 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         else None,
         on_write_error=lambda _exc: metrics.usage_write_errors.inc(),
     )
-    return Gateway(settings, registry, providers, store, metrics, authenticator)
+    return Gateway(settings, registry, providers, store, metrics, authenticator, upstream)
+
+
+def preflight(settings: Settings) -> None:
+    """Check what would stop the gateway from starting (secret, model config, usage log), without starting."""
+    settings.require_jwt_secret()
+    load_registry(settings.models_file, settings.models, settings.default_model)
+    open_usage_db(settings.usage_db_path).close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,11 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.usage_store.start()
+        await gateway.upstream.start()
         try:
             yield
         finally:
             # In-flight calls have finished by now (uvicorn drains them first): flush every row.
+            await gateway.upstream.close()
             gateway.usage_store.close()
+            if multiprocess_metrics_dir():
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="llmops gateway",
@@ -76,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = metrics_registry
     app.add_middleware(RequestIdMiddleware)
     app.include_router(llm.router)
+    app.include_router(openai.router)
     app.include_router(health.router)
 
     @app.exception_handler(GatewayError)
