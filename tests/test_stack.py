@@ -108,9 +108,9 @@ def test_a_changed_setting_recreates_only_the_container_it_affects(
     up(config)
     first = container_ids(docker_client, config)
 
-    # The scrape interval lives in prometheus.yml, so only Prometheus depends on it.
-    slower = dataclasses.replace(config, scrape_interval="2s")
-    changes = {c.component: c.action for c in up(slower)}
+    # The gateway's address lives in prometheus.yml only, so only Prometheus depends on it.
+    moved = dataclasses.replace(config, gateway_port=config.gateway_port + 1)
+    changes = {c.component: c.action for c in up(moved)}
 
     assert changes == {"prometheus": "recreated", "alertmanager": "unchanged", "grafana": "unchanged"}
     second = container_ids(docker_client, config)
@@ -118,11 +118,11 @@ def test_a_changed_setting_recreates_only_the_container_it_affects(
     assert {k: second[k] for k in ("alertmanager", "grafana")} == {
         k: first[k] for k in ("alertmanager", "grafana")
     }
-    assert "scrape_interval: 2s" in prometheus_api(config, "/api/v1/status/config")["yaml"]
+    assert f"127.0.0.1:{config.gateway_port + 1}" in prometheus_api(config, "/api/v1/status/config")["yaml"]
 
     # A mounted file that changes recreates its container, here the Alertmanager.
     rerouted = dataclasses.replace(
-        slower,
+        moved,
         rendered_files={
             "alertmanager/alertmanager.yml": "route:\n  receiver: other\nreceivers:\n  - name: other\n"
         },
