@@ -122,6 +122,9 @@ class _Tree:
                     path.rmdir()
                 else:
                     path.unlink()
+            # The containers read these as an unprivileged user (nobody, grafana), whatever our umask.
+            for directory in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+                directory.chmod(0o755)
 
 
 def write_if_changed(path: Path, content: bytes) -> None:

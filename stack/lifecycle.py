@@ -72,7 +72,7 @@ def up(config: StackConfig, components: Iterable[str] = COMPONENTS) -> list[Comp
     client = connect()
     files = write_config_files(config)
     network = ensure_network(client, config) if config.network_mode == "bridge" else None
-    specs = build_specs(config, files, network)
+    specs = build_specs(config, files, network, selected)
     changes: list[ComponentChange] = []
     containers: dict[str, Container] = {}
     # Create everything first and wait afterwards, so the components start in parallel.

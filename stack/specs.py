@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stack.config import StackConfig
+from stack.config import COMPONENTS, StackConfig
 from stack.errors import ImageUnavailable, StackError
 from stack.files import StackFiles, directory_digest
 
@@ -75,14 +75,16 @@ class ContainerSpec:
         return kwargs
 
 
-def build_specs(config: StackConfig, files: StackFiles, network: str | None) -> dict[str, ContainerSpec]:
-    """The spec of every component, keyed by component name."""
+def build_specs(
+    config: StackConfig, files: StackFiles, network: str | None, components: Iterable[str] = COMPONENTS
+) -> dict[str, ContainerSpec]:
+    """The spec of each of ``components``, keyed by component name."""
     builders: dict[str, Callable[[StackConfig, StackFiles, str | None], ContainerSpec]] = {
         "prometheus": prometheus_spec,
         "alertmanager": alertmanager_spec,
         "grafana": grafana_spec,
     }
-    return {component: build(config, files, network) for component, build in builders.items()}
+    return {component: builders[component](config, files, network) for component in components}
 
 
 def prometheus_spec(config: StackConfig, files: StackFiles, network: str | None) -> ContainerSpec:

@@ -51,8 +51,14 @@ trap 'kill $!; exit 0' TERM INT
 wait $!
 """
 
-_PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+_PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "grafana:x:472:0:grafana:/usr/share/grafana:/bin/false\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+)
 _GROUP = "root:x:0:\nnogroup:x:65534:\n"
+NOBODY = "65534:65534"
+GRAFANA_USER = "472:0"
 
 
 @dataclass
@@ -65,6 +71,10 @@ class ImagePlan:
     contents: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     symlinks: dict[str, str] = field(default_factory=dict)
     directories: list[str] = field(default_factory=list)
+    user: str | None = None
+    """Run as this uid:gid, like the official image does."""
+    owned_directories: list[str] = field(default_factory=list)
+    """Empty directories owned by ``user``: the data directories a named volume is initialised from."""
 
     def add_binary(self, source: Path, destination: str) -> None:
         """A dynamically linked binary and every library ldd says it loads, at the same paths."""
@@ -86,8 +96,13 @@ class ImagePlan:
         self.directories.append("tmp")
 
     def dockerfile(self) -> str:
-        entrypoint = ", ".join(f'"{part}"' for part in self.entrypoint)
-        return f"FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nENTRYPOINT [{entrypoint}]\n"
+        lines = ["FROM scratch", "COPY rootfs/ /"]
+        lines += [f"COPY --chown={self.user} owned/{d}/ /{d}/" for d in self.owned_directories]
+        lines.append("ENV PATH=/bin")
+        if self.user:
+            lines.append(f"USER {self.user}")
+        lines.append("ENTRYPOINT [" + ", ".join(f'"{part}"' for part in self.entrypoint) + "]")
+        return "\n".join(lines) + "\n"
 
     def digest(self) -> str:
         """A hash of everything that goes into the image."""
@@ -106,6 +121,9 @@ class ImagePlan:
     def stage(self, context: Path) -> None:
         """Write the build context (Dockerfile + rootfs/) into ``context``."""
         rootfs = context / "rootfs"
+        rootfs.mkdir()
+        for directory in self.owned_directories:
+            (context / "owned" / directory).mkdir(parents=True)
         for directory in self.directories:
             (rootfs / directory).mkdir(parents=True, exist_ok=True)
             # Programs expect to create files in /tmp whatever user they run as.
@@ -147,32 +165,38 @@ def _file_digest(path: Path) -> bytes:
 
 
 def prometheus_plan() -> ImagePlan:
-    plan = ImagePlan(PROMETHEUS_IMAGE, entrypoint=["/bin/prometheus"])
+    plan = ImagePlan(
+        PROMETHEUS_IMAGE, entrypoint=["/bin/prometheus"], user=NOBODY, owned_directories=["prometheus"]
+    )
     plan.add_base_files()
     plan.add_busybox()
     plan.add_binary(Path("/usr/bin/prometheus"), "bin/prometheus")
-    plan.directories.append("prometheus")
     return plan
 
 
 def alertmanager_plan() -> ImagePlan:
-    plan = ImagePlan(ALERTMANAGER_IMAGE, entrypoint=["/bin/alertmanager"])
+    plan = ImagePlan(
+        ALERTMANAGER_IMAGE, entrypoint=["/bin/alertmanager"], user=NOBODY, owned_directories=["alertmanager"]
+    )
     plan.add_base_files()
     plan.add_busybox()
     plan.add_binary(Path("/usr/bin/prometheus-alertmanager"), "bin/alertmanager")
     # Debian's build reads its default notification templates and UI from here.
     plan.copies["usr/share/prometheus/alertmanager"] = Path("/usr/share/prometheus/alertmanager")
-    plan.directories.append("alertmanager")
     return plan
 
 
 def grafana_standin_plan() -> ImagePlan:
-    plan = ImagePlan(GRAFANA_STANDIN_IMAGE, entrypoint=["/bin/grafana-standin"])
+    plan = ImagePlan(
+        GRAFANA_STANDIN_IMAGE,
+        entrypoint=["/bin/grafana-standin"],
+        user=GRAFANA_USER,
+        owned_directories=["var/lib/grafana"],
+    )
     plan.add_base_files()
     plan.add_busybox()
     plan.contents["bin/grafana-standin"] = (_GRAFANA_STANDIN_SCRIPT.encode(), 0o755)
     plan.contents["www/api/health"] = (b'{"database": "ok", "version": "stand-in"}\n', 0o644)
-    plan.directories.append("var/lib/grafana")
     return plan
 
 

@@ -314,15 +314,17 @@ def test_shell_is_an_interactive_tty_in_the_container(make_stack_config: MakeCon
     )
     os.close(terminal)
     try:
-        prompt = _read_until(controller, b"# ", timeout=30)
-        os.write(controller, b"tty; echo answer-$((6 * 7)); exit 3\r")
+        # busybox sh prompts "$ " for the image's unprivileged user (nobody).
+        prompt = _read_until(controller, b"$ ", timeout=30)
+        assert "$ " in prompt, prompt
+        os.write(controller, b"tty; echo answer-$((6 * 7)) uid-$(id -u); exit 3\r")
         output = prompt + _read_until(controller, None, timeout=30)
         assert shell.wait(timeout=30) == 3
     finally:
         shell.kill()
         os.close(controller)
 
-    assert "answer-42" in output
+    assert "answer-42 uid-65534" in output
     assert "/dev/pts/" in output
 
 
@@ -344,3 +346,22 @@ def _read_until(fd: int, marker: bytes | None, timeout: float) -> str:
         if marker is not None and marker in received:
             break
     return received.decode(errors="replace")
+
+
+def test_unprivileged_containers_read_the_config_whatever_the_umask(
+    make_stack_config: MakeConfig, docker_client: Any
+) -> None:
+    config = make_stack_config()
+    previous = os.umask(0o077)
+    try:
+        changes = up(config)
+    finally:
+        os.umask(previous)
+
+    assert [c.action for c in changes] == ["created"] * len(COMPONENTS)
+    users = {
+        c.labels[COMPONENT_LABEL]: c.attrs["Config"]["User"] for c in find_containers(docker_client, config)
+    }
+    assert users == {"prometheus": "65534:65534", "alertmanager": "65534:65534", "grafana": "472:0"}
+    loaded = prometheus_api(config, "/api/v1/status/config")["yaml"]
+    assert f"127.0.0.1:{config.gateway_port}" in loaded
