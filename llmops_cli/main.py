@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import lifecycle, logs, nuke, reset, serve, shell, simulate, token, usage
+from llmops_cli.commands import alerts, lifecycle, logs, nuke, reset, serve, shell, simulate, token, usage
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command()(lifecycle.status)
 app.command()(token.token)
 app.command()(simulate.simulate)
 app.command()(usage.usage)
+app.command()(alerts.alerts)
 app.command()(logs.logs)
 app.command()(shell.shell)
 app.command()(reset.reset)
