@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from stack.config import COMPONENTS, StackConfig
 from stack.engine import PROJECT_LABEL
-from tests.harness import cli_env, run_cli
+from tests.harness import cli_env, free_port, run_cli
 from tests.prometheus_queries import query, wait_for
 
 MakeConfig = Callable[..., StackConfig]
@@ -204,3 +205,30 @@ def _sqlite_through_shell(cwd: Path, env: dict[str, str], sql: str) -> str:
         shell.kill()
         os.close(controller)
     return received.decode(errors="replace")
+
+
+def test_nuke_stops_the_gateway_and_keeps_env_unless_all(tmp_path: Path) -> None:
+    # The harness sets LLMOPS_STACK=off: no Docker object is looked at, let alone removed.
+    port = str(free_port())
+    assert run_cli("up", "--port", port, cwd=tmp_path).returncode == 0
+
+    nuked = run_cli("nuke", "--yes", cwd=tmp_path)
+
+    assert nuked.returncode == 0, nuked.stderr
+    removed = nuked.stdout.splitlines()
+    assert removed[0].startswith("removed gateway process ")
+    assert set(removed[1:]) == {
+        "removed file data/usage.db",
+        "removed file data/usage.db-wal",
+        "removed file data/usage.db-shm",
+        "removed file data/gateway.pid",
+        "removed file data/gateway.log",
+    }
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    assert not (tmp_path / "data").exists()
+    assert (tmp_path / ".env").exists()
+
+    everything = run_cli("nuke", "--yes", "--all", cwd=tmp_path)
+    assert everything.stdout.splitlines() == ["removed file .env"]
+    assert not (tmp_path / ".env").exists()

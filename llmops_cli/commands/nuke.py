@@ -32,12 +32,13 @@ def nuke(
     from stack import nuke as nuke_stack
 
     settings = load_settings(data_dir)
-    _, config = load_stack_config(data_dir)
-    try:
-        docker_objects: list[str] | None = owned_objects(config)
-    except DockerUnavailable as exc:
-        note(f"{exc.message}: Docker containers and volumes are left unchecked")
-        docker_objects = None
+    stack_settings, config = load_stack_config(data_dir)
+    docker_objects: list[str] | None = None
+    if stack_settings.stack:
+        try:
+            docker_objects = owned_objects(config)
+        except DockerUnavailable as exc:
+            note(f"{exc.message}: Docker containers and volumes are left unchecked")
     files = [settings.data_dir / name for name in _GATEWAY_FILES]
     files += sorted(settings.data_dir.glob("usage-unwritten-*.jsonl"))
     if everything:
