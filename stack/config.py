@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,6 +28,11 @@ PACKAGED_CONFIG_DIR = Path(__file__).resolve().parent / "config"
 _WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]"})
 
 
+def default_network_mode() -> NetworkMode:
+    """Host networking on Linux; elsewhere (Docker Desktop: macOS, Windows) a bridge with published ports."""
+    return "host" if sys.platform.startswith("linux") else "bridge"
+
+
 @dataclass(frozen=True)
 class StackConfig:
     """Settings of one stack.
@@ -38,7 +44,7 @@ class StackConfig:
     data_dir: Path
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
-    network_mode: NetworkMode = "host"
+    network_mode: NetworkMode = field(default_factory=default_network_mode)
     bind_address: str = "127.0.0.1"
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
