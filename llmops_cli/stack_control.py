@@ -37,7 +37,7 @@ def stack_up(gateway: Settings) -> list[ComponentChange] | None:
     from stack import DockerUnavailable, up
 
     ensure_secret(GRAFANA_PASSWORD_VARIABLE)
-    config = StackSettings().to_config(gateway.data_dir, gateway)
+    config = StackSettings().to_config(gateway)
     try:
         changes = up(config)
     except DockerUnavailable as exc:

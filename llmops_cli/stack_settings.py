@@ -5,6 +5,7 @@ Unset settings fall through to the defaults of stack.config.StackConfig, which i
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -43,8 +44,9 @@ class StackSettings(BaseSettings):
         validation_alias=AliasChoices(GRAFANA_PASSWORD_VARIABLE, "LLMOPS_GRAFANA_ADMIN_PASSWORD"),
     )
 
-    def to_config(self, data_dir: Path, gateway: Settings | None = None) -> StackConfig:
-        """The StackConfig for this data directory and gateway (the gateway's host and port get scraped)."""
+    def to_config(self, gateway: Settings) -> StackConfig:
+        """The StackConfig for this gateway: its data directory holds the stack's files, its host and port
+        get scraped, and the alert rules and Alertmanager config are rendered from LLMOPS_ALERT_*."""
         from stack.config import StackConfig
 
         renamed = {"stack_project": "project", "stack_name_prefix": "name_prefix"}
@@ -55,10 +57,31 @@ class StackSettings(BaseSettings):
         }
         if self.grafana_admin_password is not None:
             chosen["grafana_admin_password"] = self.grafana_admin_password.get_secret_value()
-        if gateway is not None:
-            chosen["gateway_host"] = gateway.host
-            chosen["gateway_port"] = gateway.port
-        return StackConfig(data_dir=data_dir, **chosen)
+        chosen["gateway_host"] = gateway.host
+        chosen["gateway_port"] = gateway.port
+        config = StackConfig(data_dir=gateway.data_dir, **chosen)
+        return dataclasses.replace(config, rendered_files=_rendered_alerting_files(config, gateway))
+
+
+def _rendered_alerting_files(config: StackConfig, gateway: Settings) -> dict[str, str]:
+    """Alert rules and alertmanager.yml filled in from the settings, by their path under <data>/stack/.
+
+    Every command that writes the stack's files passes these, so none of them ever puts the raw
+    templates in their place.
+    """
+    from stack.alerting import (
+        AlertReceiverSettings,
+        AlertRuleSettings,
+        render_alertmanager_config,
+        render_rules,
+    )
+
+    token = gateway.alerts_webhook_token.get_secret_value() if gateway.alerts_webhook_token else None
+    webhook = f"{config.gateway_url_from_containers}/alerts/webhook"
+    return {
+        "prometheus/rules/llmops_alerts.yml": render_rules(AlertRuleSettings()),
+        "alertmanager/alertmanager.yml": render_alertmanager_config(AlertReceiverSettings(), webhook, token),
+    }
 
 
 def load_stack_config(data_dir: Path | None = None) -> tuple[StackSettings, StackConfig]:
@@ -67,4 +90,4 @@ def load_stack_config(data_dir: Path | None = None) -> tuple[StackSettings, Stac
 
     gateway = load_settings(data_dir)
     settings = StackSettings()
-    return settings, settings.to_config(gateway.data_dir, gateway)
+    return settings, settings.to_config(gateway)

@@ -50,6 +50,10 @@ def write_config_files(config: StackConfig) -> StackFiles:
         grafana_provisioning=root / "grafana" / "provisioning",
         grafana_dashboards=root / "grafana" / "dashboards",
     )
+    # Only we may enter: the rendered files can hold secrets (webhook token, SMTP password). The containers
+    # are unaffected, since a bind mount does not traverse the directories above its source.
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
     wanted = _Tree()
     wanted.copy(source / "rules", files.prometheus / "rules")
     wanted.copy(source / "alertmanager", files.alertmanager)

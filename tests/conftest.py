@@ -24,7 +24,7 @@ from tests.harness import Gateway
 SESSION_PROJECT = f"llmops-test-{uuid.uuid4().hex[:8]}"
 """Prefix of the project label of every stack this test session creates."""
 
-MINIMAL_ALERTMANAGER_CONFIG = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+TEST_WEBHOOK_TOKEN = "test-webhook-token-" + "w" * 40
 
 
 def free_ports(count: int) -> list[int]:
@@ -34,6 +34,24 @@ def free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in sockets]
+
+
+def rendered_alerting_files(gateway_port: int) -> dict[str, str]:
+    """The shipped alert rules and Alertmanager config rendered with default settings, as `llmops up` does."""
+    from stack.alerting import (
+        AlertReceiverSettings,
+        AlertRuleSettings,
+        render_alertmanager_config,
+        render_rules,
+    )
+
+    webhook = f"http://127.0.0.1:{gateway_port}/alerts/webhook"
+    return {
+        "prometheus/rules/llmops_alerts.yml": render_rules(AlertRuleSettings()),
+        "alertmanager/alertmanager.yml": render_alertmanager_config(
+            AlertReceiverSettings(), webhook, TEST_WEBHOOK_TOKEN
+        ),
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -119,9 +137,9 @@ def make_stack_config(tmp_path: Any, test_images: dict[str, str]) -> Iterator[Ca
             "grafana_admin_password": secrets.token_urlsafe(18),
             "scrape_interval": "1s",
             "health_timeout": 60.0,
-            "rendered_files": {"alertmanager/alertmanager.yml": MINIMAL_ALERTMANAGER_CONFIG},
         }
         values.update(overrides)
+        values.setdefault("rendered_files", rendered_alerting_files(values["gateway_port"]))
         config = StackConfig(**values)
         made.append(config)
         return config

@@ -11,6 +11,7 @@ import os
 import pty
 import select
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -73,7 +74,10 @@ def test_up_from_nothing_starts_every_component_on_loopback(
     assert alertmanagers == [{"url": f"http://127.0.0.1:{config.alertmanager_port}/api/v2/alerts"}]
 
     am_status = httpx.get(f"{config.url('alertmanager')}/api/v2/status", timeout=10, trust_env=False).json()
-    assert "receiver: blackhole" in am_status["config"]["original"]
+    assert f"url: http://127.0.0.1:{config.gateway_port}/alerts/webhook" in am_status["config"]["original"]
+    rule_groups = prometheus_api(config, "/api/v1/rules")["groups"]
+    assert rule_groups and all(group["file"].startswith("/etc/prometheus/rules/") for group in rule_groups)
+    assert stat.S_IMODE(config.files_dir.stat().st_mode) == 0o700
 
     grafana = containers["grafana"]
     environment = dict(item.split("=", 1) for item in grafana.attrs["Config"]["Env"])
@@ -124,7 +128,8 @@ def test_a_changed_setting_recreates_only_the_container_it_affects(
     rerouted = dataclasses.replace(
         moved,
         rendered_files={
-            "alertmanager/alertmanager.yml": "route:\n  receiver: other\nreceivers:\n  - name: other\n"
+            **moved.rendered_files,
+            "alertmanager/alertmanager.yml": "route:\n  receiver: other\nreceivers:\n  - name: other\n",
         },
     )
     changes = {c.component: c.action for c in up(rerouted)}
@@ -227,7 +232,10 @@ def test_nuke_removes_every_labelled_object_and_nothing_else(
 
 def test_a_component_that_never_gets_healthy_raises_with_its_logs(make_stack_config: MakeConfig) -> None:
     broken = "route:\n  receiver: nowhere\nreceivers:\n  - name: blackhole\n"
-    config = make_stack_config(rendered_files={"alertmanager/alertmanager.yml": broken})
+    config = make_stack_config()
+    config = dataclasses.replace(
+        config, rendered_files={**config.rendered_files, "alertmanager/alertmanager.yml": broken}
+    )
 
     with pytest.raises(ComponentUnhealthy) as raised:
         up(config, ["alertmanager"])

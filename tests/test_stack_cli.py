@@ -78,6 +78,18 @@ def test_the_whole_stack_through_the_cli(
         grafana = docker_client.containers.get(f"{config.name_prefix}grafana")
         assert f"GF_SECURITY_ADMIN_PASSWORD={password}" in grafana.attrs["Config"]["Env"]
 
+        rule_groups = httpx.get(f"{config.url('prometheus')}/api/v1/rules", timeout=10).json()["data"][
+            "groups"
+        ]
+        assert [group["file"] for group in rule_groups] == ["/etc/prometheus/rules/llmops_alerts.yml"] * len(
+            rule_groups
+        )
+        am_config = httpx.get(f"{config.url('alertmanager')}/api/v2/status", timeout=10).json()["config"]
+        webhook_token = env_file.read_text().split("LLMOPS_ALERTS_WEBHOOK_TOKEN=")[1].split()[0]
+        assert f"url: {url}/alerts/webhook" in am_config["original"]
+        mounted = (tmp_path / "data" / "stack" / "alertmanager" / "alertmanager.yml").read_text()
+        assert f"credentials: {webhook_token}" in mounted
+
         again = cli("up", "--port", port)
         assert again.returncode == 0, again.stderr
         assert all(f"{component}: unchanged" in again.stderr for component in COMPONENTS)
