@@ -133,3 +133,22 @@ def test_a_relative_data_dir_becomes_absolute_for_docker(
     config = StackConfig(data_dir=Path("data"))
 
     assert config.files_dir == tmp_path / "data" / "stack"
+
+
+def test_env_example_shows_the_stack_defaults() -> None:
+    example = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    defaults = StackConfig(data_dir=Path("data"))
+    shown = {
+        "BIND_ADDRESS": defaults.bind_address,
+        "PROMETHEUS_PORT": defaults.prometheus_port,
+        "ALERTMANAGER_PORT": defaults.alertmanager_port,
+        "GRAFANA_PORT": defaults.grafana_port,
+        "SCRAPE_INTERVAL": defaults.scrape_interval,
+        "PROMETHEUS_IMAGE": defaults.prometheus_image,
+        "ALERTMANAGER_IMAGE": defaults.alertmanager_image,
+        "GRAFANA_IMAGE": defaults.grafana_image,
+        "HEALTH_TIMEOUT": f"{defaults.health_timeout:g}",
+    }
+
+    for name, value in shown.items():
+        assert f"# LLMOPS_{name}={value}" in example
