@@ -13,15 +13,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.auth import Authenticator
+from server.auth import build_authenticator
 from server.errors import GatewayError
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
 from server.metrics import Metrics
+from server.metrics_server import MetricsServer
 from server.models_config import load_registry
 from server.providers.base import Provider
 from server.providers.echo import EchoProvider
-from server.routes import health, llm
+from server.routes import admin, health, llm
 from server.settings import Settings, get_settings
 from server.usage.store import SqliteUsageStore
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Gateway:
     """Everything the routes need; raises ConfigError or StorageError before anything listens."""
-    authenticator = Authenticator(settings.require_jwt_secret(), settings.jwt_leeway_s)
     registry = load_registry(settings.models_file, settings.models, settings.default_model)
     providers: dict[str, Provider] = {"echo": EchoProvider()}
     metrics = Metrics(
@@ -48,7 +48,7 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         else None,
         on_write_error=lambda _exc: metrics.usage_write_errors.inc(),
     )
-    return Gateway(settings, registry, providers, store, metrics, authenticator)
+    return Gateway(settings, registry, providers, store, metrics, build_authenticator(settings))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,15 +56,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics_registry = CollectorRegistry(auto_describe=True)
     gateway = build_gateway(settings, metrics_registry)
+    metrics_server = _metrics_server(settings, metrics_registry, gateway)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.usage_store.start()
+        if metrics_server is not None:
+            metrics_server.start()
         try:
             yield
         finally:
             # In-flight calls have finished by now (uvicorn drains them first): flush every row.
             gateway.usage_store.close()
+            if metrics_server is not None:
+                metrics_server.close()
+            await gateway.authenticator.aclose()
 
     app = FastAPI(
         title="llmops gateway",
@@ -77,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(llm.router)
     app.include_router(health.router)
+    app.include_router(admin.router)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, error: GatewayError) -> Response:
@@ -90,3 +97,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+def _metrics_server(
+    settings: Settings, registry: CollectorRegistry, gateway: Gateway
+) -> MetricsServer | None:
+    """/metrics on an address of its own when LLMOPS_METRICS_PORT is set."""
+    if settings.metrics_port is None:
+        return None
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    return MetricsServer(
+        registry,
+        settings.metrics_host,
+        settings.metrics_port,
+        token,
+        on_refused=gateway.metrics.auth_failures.labels("metrics_token").inc,
+    )

@@ -106,7 +106,7 @@ def parse_llm_request(body: dict[str, Any], gateway: Gateway) -> tuple[ModelConf
 )
 async def llm(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    principal = gateway.authenticate(request.headers.get("authorization"))
+    principal = await gateway.authenticate(request.headers.get("authorization"))
     rid = request_id(request)
     call = gateway.start_call(rid, principal, request.headers.get("x-user-id"), "/llm")
     try:
