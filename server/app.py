@@ -22,8 +22,11 @@ from server.metrics_server import MetricsServer
 from server.models_config import load_registry
 from server.providers.base import Provider
 from server.providers.echo import EchoProvider
-from server.routes import admin, health, llm
+from server.providers.ollama import OllamaProvider
+from server.providers.openai import OpenAIProvider
+from server.routes import admin, health, llm, openai
 from server.settings import Settings, get_settings
+from server.upstream import UpstreamClient
 from server.usage.store import SqliteUsageStore
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,12 @@ log = logging.getLogger(__name__)
 def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Gateway:
     """Everything the routes need; raises ConfigError or StorageError before anything listens."""
     registry = load_registry(settings.models_file, settings.models, settings.default_model)
-    providers: dict[str, Provider] = {"echo": EchoProvider()}
+    upstream = UpstreamClient()
+    providers: dict[str, Provider] = {
+        "echo": EchoProvider(),
+        "openai": OpenAIProvider(upstream),
+        "ollama": OllamaProvider(upstream),
+    }
     metrics = Metrics(
         metrics_registry,
         registry.names(),
@@ -48,7 +56,7 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         else None,
         on_write_error=lambda _exc: metrics.usage_write_errors.inc(),
     )
-    return Gateway(settings, registry, providers, store, metrics, build_authenticator(settings))
+    return Gateway(settings, registry, providers, store, metrics, build_authenticator(settings), upstream)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,12 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.usage_store.start()
+        await gateway.upstream.start()
         if metrics_server is not None:
             metrics_server.start()
         try:
             yield
         finally:
             # In-flight calls have finished by now (uvicorn drains them first): flush every row.
+            await gateway.upstream.close()
             gateway.usage_store.close()
             if metrics_server is not None:
                 metrics_server.close()
@@ -82,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = metrics_registry
     app.add_middleware(RequestIdMiddleware)
     app.include_router(llm.router)
+    app.include_router(openai.router)
     app.include_router(health.router)
     app.include_router(admin.router)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 from server.usage.row import UsageRow
 
@@ -53,6 +53,9 @@ GENAI_TOKEN_BUCKETS = (
     67108864,
 )
 GENAI_OPERATION = "chat"
+
+# `_created` series double the scrape for nothing Prometheus uses.
+disable_created_metrics()
 
 
 class Metrics:
