@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.auth import build_authenticator
+from server.auth.auth_db import open_auth_db
 from server.errors import GatewayError
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
-from server.metrics import Metrics
-from server.metrics_server import MetricsServer
+from server.metrics import Metrics, multiprocess_metrics_dir
+from server.metrics_server import metrics_server_for
 from server.models_config import load_registry
 from server.providers.base import Provider
 from server.providers.echo import EchoProvider
@@ -27,7 +29,7 @@ from server.providers.openai import OpenAIProvider
 from server.routes import admin, health, llm, openai
 from server.settings import Settings, get_settings
 from server.upstream import UpstreamClient
-from server.usage.store import SqliteUsageStore
+from server.usage.store import SqliteUsageStore, open_usage_db
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,28 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
     return Gateway(settings, registry, providers, store, metrics, build_authenticator(settings), upstream)
 
 
+def preflight(settings: Settings) -> None:
+    """Check what would stop the gateway from starting (secret, model config, usage log), without starting."""
+    settings.require_jwt_secret()
+    load_registry(settings.models_file, settings.models, settings.default_model)
+    open_usage_db(settings.usage_db_path).close()
+    settings.previous_jwt_secret()
+    open_auth_db(settings.auth_db_path).close()  # migrated once here, not raced by the workers
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The FastAPI app for `settings` (the process's settings when None)."""
     settings = settings or get_settings()
     metrics_registry = CollectorRegistry(auto_describe=True)
     gateway = build_gateway(settings, metrics_registry)
-    metrics_server = _metrics_server(settings, metrics_registry, gateway)
+    # With several workers the `serve` parent process runs the one /metrics listener.
+    metrics_server = (
+        None
+        if multiprocess_metrics_dir()
+        else metrics_server_for(
+            settings, metrics_registry, gateway.metrics.auth_failures.labels("metrics_token").inc
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if metrics_server is not None:
                 metrics_server.close()
             await gateway.authenticator.aclose()
+            if multiprocess_metrics_dir():
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="llmops gateway",
@@ -108,19 +130,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
-
-
-def _metrics_server(
-    settings: Settings, registry: CollectorRegistry, gateway: Gateway
-) -> MetricsServer | None:
-    """/metrics on an address of its own when LLMOPS_METRICS_PORT is set."""
-    if settings.metrics_port is None:
-        return None
-    token = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
-    return MetricsServer(
-        registry,
-        settings.metrics_host,
-        settings.metrics_port,
-        token,
-        on_refused=gateway.metrics.auth_failures.labels("metrics_token").inc,
-    )

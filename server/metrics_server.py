@@ -4,7 +4,9 @@
   constant time); Prometheus sends it with `authorization: {credentials_file: ...}`.
 - `LLMOPS_METRICS_PORT` (and `LLMOPS_METRICS_HOST`, default 127.0.0.1): /metrics is served on
   that address by a small WSGI server in a daemon thread, and the gateway's own port has none,
-  so the LLM port can face clients while the scrape port stays on a private interface.
+  so the LLM port can face clients while the scrape port stays on a private interface. With
+  `llmops serve --workers N` the parent process runs this listener, once, and it shows the sum
+  over the workers like any worker's /metrics would.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from server.errors import ConfigError
+from server.metrics import exposition
+from server.settings import Settings
 
 UNAUTHORIZED_BODY = b'{"error":{"type":"authentication_error","message":"/metrics needs its bearer token"}}'
 
@@ -47,8 +51,6 @@ class MetricsServer:
         token: str | None,
         on_refused: Callable[[], None] = lambda: None,
     ) -> None:
-        metrics_app = make_wsgi_app(registry)
-
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             if environ.get("PATH_INFO") != "/metrics":
                 start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -60,7 +62,8 @@ class MetricsServer:
                     [("Content-Type", "application/json"), ("WWW-Authenticate", 'Bearer realm="llmops"')],
                 )
                 return [UNAUTHORIZED_BODY]
-            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+            return [exposition(registry)]
 
         try:
             self._server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
@@ -75,3 +78,13 @@ class MetricsServer:
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
+
+
+def metrics_server_for(
+    settings: Settings, registry: CollectorRegistry, on_refused: Callable[[], None] = lambda: None
+) -> MetricsServer | None:
+    """The /metrics listener `settings` ask for (LLMOPS_METRICS_PORT), or None."""
+    if settings.metrics_port is None:
+        return None
+    token = settings.metrics_token.get_secret_value() if settings.metrics_token is not None else None
+    return MetricsServer(registry, settings.metrics_host, settings.metrics_port, token, on_refused)
