@@ -49,12 +49,10 @@ class Authenticator:
         hs256: HS256Verifier,
         credentials: CredentialCache,
         oidc: Iterable[OidcVerifier] = (),
-        leeway_s: float = 5.0,
     ) -> None:
         self._hs256 = hs256
         self._credentials = credentials
         self._oidc = {verifier.config.issuer: verifier for verifier in oidc}
-        self._leeway_s = leeway_s
         self._verified: dict[str, Principal] = {}
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -65,7 +63,7 @@ class Authenticator:
             return self._credentials.principal_for_api_key(token)
 
         principal = self._verified.get(token)
-        if principal is None or principal.expires_at + self._leeway_s <= time.time():
+        if principal is None or principal.expires_at <= time.time():
             self._verified.pop(token, None)
             principal = await self._verify_jwt(token)
             if len(self._verified) >= _CACHE_LIMIT:
@@ -115,5 +113,4 @@ def build_authenticator(settings: Settings) -> Authenticator:
         HS256Verifier(settings.require_jwt_secret(), settings.jwt_leeway_s, previous),
         CredentialCache(settings.auth_db_path),
         oidc,
-        settings.jwt_leeway_s,
     )

@@ -87,8 +87,10 @@ def decode_verified(
         raise AuthError("token is malformed", reason="malformed") from exc
 
 
-def principal_from_claims(claims: Mapping[str, Any], not_after: float = math.inf) -> Principal:
-    """The principal of verified `claims`; accepted no later than `not_after`."""
+def principal_from_claims(
+    claims: Mapping[str, Any], leeway_s: float, not_after: float = math.inf
+) -> Principal:
+    """The principal of verified `claims`: accepted until `exp` + leeway, never after `not_after`."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_LENGTH:
         raise AuthError(
@@ -98,7 +100,7 @@ def principal_from_claims(claims: Mapping[str, Any], not_after: float = math.inf
     jti = claims.get("jti")
     return Principal(
         subject=subject,
-        expires_at=min(float(claims["exp"]), not_after),
+        expires_at=min(float(claims["exp"]) + leeway_s, not_after),
         jti=jti if isinstance(jti, str) and jti else None,
         scopes=scopes_from_claims(claims),
     )
@@ -124,13 +126,14 @@ class HS256Verifier:
 
     def verify(self, token: str) -> Principal:
         try:
-            return principal_from_claims(decode_verified(token, self._secret, HS256, self._leeway_s))
+            claims = decode_verified(token, self._secret, HS256, self._leeway_s)
+            return principal_from_claims(claims, self._leeway_s)
         except AuthError as error:
             previous = self._previous
             if error.reason != "invalid_signature" or previous is None or previous.until <= time.time():
                 raise
         claims = decode_verified(token, previous.value, HS256, self._leeway_s)
-        return principal_from_claims(claims, not_after=previous.until)
+        return principal_from_claims(claims, self._leeway_s, not_after=previous.until)
 
 
 def mint_token(

@@ -183,7 +183,7 @@ class OidcVerifier:
                 if error.reason in ("invalid_signature", "invalid_algorithm") and index + 1 < len(keys):
                     continue
                 raise
-            return principal_from_claims(claims)
+            return principal_from_claims(claims, self._leeway_s)
         raise AssertionError("unreachable: the last key either returns or raises")
 
     async def aclose(self) -> None:

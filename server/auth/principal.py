@@ -16,7 +16,7 @@ class Principal:
     """A verified caller: its subject, and what the credential carried that the gateway checks or records."""
 
     subject: str
-    # The credential is refused from this moment (epoch seconds); inf for an API key without expiry.
+    # Refused from this moment (epoch seconds, any leeway included); inf for a key that never expires.
     expires_at: float = math.inf
     jti: str | None = None
     key_id: str | None = None
