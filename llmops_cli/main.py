@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import keys, lifecycle, serve, simulate, token, usage
+from llmops_cli.commands import alerts, keys, lifecycle, serve, simulate, token, usage
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.add_typer(token.app, name="token")
 app.add_typer(keys.app, name="keys")
 app.command()(simulate.simulate)
 app.command()(usage.usage)
+app.command()(alerts.alerts)
 
 
 def run() -> None:

@@ -26,7 +26,7 @@ from server.providers.base import Provider
 from server.providers.echo import EchoProvider
 from server.providers.ollama import OllamaProvider
 from server.providers.openai import OpenAIProvider
-from server.routes import admin, health, llm, openai
+from server.routes import admin, alerts, health, llm, openai
 from server.settings import Settings, get_settings
 from server.upstream import UpstreamClient
 from server.usage.store import SqliteUsageStore, open_usage_db
@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(llm.router)
     app.include_router(openai.router)
     app.include_router(health.router)
+    app.include_router(alerts.router)
     app.include_router(admin.router)
 
     @app.exception_handler(GatewayError)
