@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,6 +19,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from server.auth import bearer_matches
 from server.errors import ConfigError
 from server.metrics import exposition
 from server.settings import Settings
@@ -29,10 +29,7 @@ UNAUTHORIZED_BODY = b'{"error":{"type":"authentication_error","message":"/metric
 
 def metrics_authorized(authorization: str | None, token: str | None) -> bool:
     """Whether an `Authorization` header value may read /metrics (always, when no token is set)."""
-    if token is None:
-        return True
-    scheme, _, presented = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())
+    return token is None or bearer_matches(authorization, token)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -5,6 +5,7 @@ Also: the leeway edges, a cached token revoked from the CLI, and secret rotation
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,7 +19,10 @@ import httpx
 import jwt
 import pytest
 
-from server.auth import mint_token
+from server.auth import Authenticator, mint_token
+from server.auth.credential_cache import CredentialCache
+from server.auth.jwt_tokens import HS256Verifier, PreviousSecret
+from server.errors import AuthError
 from tests.fake_upstream import FakeUpstream
 from tests.harness import TEST_SECRET, Gateway, free_port, metric_sum, run_cli
 
@@ -311,27 +315,29 @@ def test_secret_rotation_accepts_the_previous_secret_until_its_deadline(tmp_path
 
 
 def test_previous_secret_stops_at_its_deadline_even_for_a_cached_token(tmp_path: Path) -> None:
+    """In-process, to hit the deadline to the tenth of a second whatever the machine's load."""
     previous = "previous-secret-" + "p" * 40
-    until = int(time.time()) + 5
-    gw = Gateway(
-        tmp_path,
-        env={
-            "JWT_PREVIOUS_SECRET": previous,
-            "LLMOPS_JWT_PREVIOUS_SECRET_UNTIL": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(until)),
-        },
-    ).start()
-    try:
-        old_token = mint_token(previous, "cached-old", 3600)
-        assert time.time() < until - 0.5, "the gateway took too long to start for this test"
-        for _ in range(2):  # verified, then answered from the cache
-            assert _call(gw, old_token).status_code == 200
-        time.sleep(max(0.0, until + 0.2 - time.time()))
-        response = _call(gw, old_token)
-        assert response.status_code == 401
-        assert response.json()["error"]["message"] == "token signature is invalid"
-        assert _call(gw, gw.token("current")).status_code == 200
-    finally:
-        gw.stop()
+    until = time.time() + 1.0
+    authenticator = Authenticator(
+        HS256Verifier(TEST_SECRET, 5.0, PreviousSecret(previous, until)),
+        CredentialCache(tmp_path / "auth.db"),
+    )
+    old = f"Bearer {mint_token(previous, 'cached-old', 3600)}"
+
+    async def scenario() -> str:
+        first = await authenticator.authenticate(old)
+        second = await authenticator.authenticate(old)  # from the verified-token cache
+        assert first is second and first.expires_at == until
+        await asyncio.sleep(until + 0.1 - time.time())
+        try:
+            await authenticator.authenticate(old)
+        except AuthError as error:
+            return error.reason
+        finally:
+            await authenticator.aclose()
+        return "accepted"
+
+    assert asyncio.run(scenario()) == "invalid_signature"
 
 
 def test_previous_secret_without_a_deadline_is_refused_at_startup(tmp_path: Path) -> None:
@@ -356,3 +362,25 @@ def _set_env_line(directory: Path, key: str, value: str) -> None:
     path = directory / ".env"
     lines = [line for line in path.read_text().splitlines() if not line.startswith(f"{key}=")]
     path.write_text("\n".join([*lines, f"{key}={value}"]) + "\n")
+
+
+def test_non_ascii_bearer_is_401_everywhere_never_500(tmp_path: Path) -> None:
+    """Header bytes outside ASCII reach every bearer check (LLM, admin, scrape, webhook tokens)."""
+    gw = Gateway(
+        tmp_path, env={"LLMOPS_METRICS_TOKEN": "s" * 20, "LLMOPS_ALERTS_WEBHOOK_TOKEN": "w" * 20}
+    ).start()
+    try:
+        raw = [("Authorization", "Bearer \xe9t\xe9-\xff".encode("latin-1"))]
+        for method, path in (
+            ("POST", "/llm"),
+            ("POST", "/v1/chat/completions"),
+            ("GET", "/v1/models"),
+            ("GET", "/admin/usage"),
+            ("GET", "/metrics"),
+            ("POST", "/alerts/webhook"),
+        ):
+            response = httpx.request(method, f"{gw.url}{path}", headers=raw, json={})
+            assert response.status_code == 401, (path, response.text)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+    finally:
+        gw.stop()

@@ -9,8 +9,8 @@ auth_db.py           <data>/auth.db: keys and revoked token ids (written by the 
 credential_cache.py  the gateway's in-memory view of auth.db, reloaded on every commit
 """
 
-from server.auth.authenticator import Authenticator, build_authenticator
+from server.auth.authenticator import Authenticator, bearer_matches, build_authenticator
 from server.auth.jwt_tokens import mint_token
 from server.auth.principal import ADMIN_SCOPE, Principal
 
-__all__ = ["ADMIN_SCOPE", "Authenticator", "Principal", "build_authenticator", "mint_token"]
+__all__ = ["ADMIN_SCOPE", "Authenticator", "Principal", "bearer_matches", "build_authenticator", "mint_token"]

@@ -14,6 +14,7 @@ AuthError with a bounded `reason` (the label of llmops_auth_failures_total).
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterable
 
@@ -39,6 +40,16 @@ def bearer_token(authorization: str | None) -> str:
     if not token:
         raise AuthError("empty bearer token", reason="missing")
     return token
+
+
+def bearer_matches(authorization: str | None, expected: str) -> bool:
+    """Whether the header carries exactly the static bearer `expected` (scrape and webhook tokens).
+
+    Compared as bytes in constant time: `hmac.compare_digest` raises on non-ASCII str, which a
+    client controls.
+    """
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected.encode())
 
 
 class Authenticator:
