@@ -68,7 +68,7 @@ FORGED: dict[str, tuple[str | None, str]] = {
     "token-without-scheme": (mint_token(TEST_SECRET, "alice", 600), "scheme"),
     "garbage": ("Bearer not.a.token", "malformed"),
     "garbage-one-part": ("Bearer xxxxxxxx", "malformed"),
-    "alg-none": ("Bearer " + jwt.encode(VALID, None, algorithm="none"), "invalid_algorithm"),
+    "alg-none": ("Bearer " + jwt.encode(VALID, None, algorithm="none"), "invalid_algorithm"),  # type: ignore[arg-type]
     "alg-none-empty-signature": (
         "Bearer " + _b64(b'{"alg":"none","typ":"JWT"}') + "." + _b64(json.dumps(VALID).encode()) + ".",
         "invalid_algorithm",
@@ -370,7 +370,7 @@ def test_non_ascii_bearer_is_401_everywhere_never_500(tmp_path: Path) -> None:
         tmp_path, env={"LLMOPS_METRICS_TOKEN": "s" * 20, "LLMOPS_ALERTS_WEBHOOK_TOKEN": "w" * 20}
     ).start()
     try:
-        raw = [("Authorization", "Bearer \xe9t\xe9-\xff".encode("latin-1"))]
+        raw = [(b"Authorization", "Bearer \xe9t\xe9-\xff".encode("latin-1"))]
         for method, path in (
             ("POST", "/llm"),
             ("POST", "/v1/chat/completions"),

@@ -43,7 +43,7 @@ class SigningKey:
         to_jwk = RSAAlgorithm.to_jwk if self.algorithm.startswith("RS") else ECAlgorithm.to_jwk
         return {**json.loads(to_jwk(self.private.public_key())), "kid": self.kid, "use": "sig"}
 
-    def token(self, sub: str = "oidc-user", kid: str | None = None, **claims: Any) -> str:
+    def token(self, sub: Any = "oidc-user", kid: str | None = None, **claims: Any) -> str:
         now = int(time.time())
         body = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 600, **claims}
         body = {k: v for k, v in body.items() if v is not None}
@@ -194,7 +194,7 @@ def _forged(keys: dict[str, SigningKey], attacker_jwks: JwksServer) -> dict[str,
             jwt.encode(claims, TEST_SECRET, algorithm="HS256", headers={"kid": rsa_key_.kid}),
             "invalid_algorithm",
         ),
-        "alg-none": (jwt.encode(claims, None, algorithm="none"), "invalid_algorithm"),
+        "alg-none": (jwt.encode(claims, None, algorithm="none"), "invalid_algorithm"),  # type: ignore[arg-type]
         # Header says ES256 over the RSA key's id: the key decides the algorithm, not the header.
         "es256-header-on-rsa-kid": (
             jwt.encode(claims, ec_key_.private, algorithm="ES256", headers={"kid": rsa_key_.kid}),
