@@ -6,7 +6,9 @@
   that address by a small WSGI server in a daemon thread, and the gateway's own port has none,
   so the LLM port can face clients while the scrape port stays on a private interface. With
   `llmops serve --workers N` the parent process runs this listener, once, and it shows the sum
-  over the workers like any worker's /metrics would.
+  over the workers like any worker's /metrics would (refused scrapes there are not counted in
+  llmops_auth_failures_total: the parent has no metrics of its own; Prometheus shows them as
+  `up == 0` with a 401).
 """
 
 from __future__ import annotations

@@ -111,16 +111,22 @@ def test_metrics_on_their_own_address(separate: tuple[Gateway, str]) -> None:
 
 def test_metrics_port_with_serve_workers(tmp_path: Path) -> None:
     metrics_port = free_port()
-    gw = Gateway(tmp_path, env={"LLMOPS_METRICS_PORT": str(metrics_port)}, extra_args=("--workers", "2"))
+    gw = Gateway(
+        tmp_path,
+        env={"LLMOPS_METRICS_PORT": str(metrics_port), "LLMOPS_METRICS_TOKEN": METRICS_TOKEN},
+        extra_args=("--workers", "2"),
+    )
     gw.start(timeout=40)
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
     try:
         for i in range(6):
-            assert (
-                httpx.post(f"{gw.url}/llm", json={"prompt": f"w{i}"}, headers=gw.headers()).status_code == 200
-            )
+            response = httpx.post(f"{gw.url}/llm", json={"prompt": f"w{i}"}, headers=gw.headers())
+            assert response.status_code == 200
         count = gw.settle()
-        samples = gw.metrics(url=f"http://127.0.0.1:{metrics_port}/metrics")
-        assert metric_sum(samples, "llmops_requests_total") == count
+        assert httpx.get(metrics_url).status_code == 401
+        assert httpx.get(f"{gw.url}/metrics").status_code == 404
+        samples = gw.metrics(url=metrics_url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert metric_sum(samples, "llmops_requests_total") == count  # the sum over both workers
     finally:
         assert gw.stop() == 0
 

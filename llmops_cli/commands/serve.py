@@ -77,14 +77,10 @@ def serve(
     import uvicorn
     from prometheus_client import CollectorRegistry
 
-    from server.metrics import Metrics
     from server.metrics_server import metrics_server_for
 
     # A separate /metrics listener (LLMOPS_METRICS_PORT) runs once, here, not in every worker.
-    parent_metrics = Metrics(CollectorRegistry(), (), {})
-    metrics_server = metrics_server_for(
-        settings, CollectorRegistry(), parent_metrics.auth_failures.labels("metrics_token").inc
-    )
+    metrics_server = metrics_server_for(settings, CollectorRegistry())
     if metrics_server is not None:
         metrics_server.start()
     note(f"llmops gateway on {where}, {workers} workers; Ctrl-C stops it")
