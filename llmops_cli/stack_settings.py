@@ -59,6 +59,10 @@ class StackSettings(BaseSettings):
             chosen["grafana_admin_password"] = self.grafana_admin_password.get_secret_value()
         chosen["gateway_host"] = gateway.host
         chosen["gateway_port"] = gateway.port
+        chosen["gateway_metrics_host"] = gateway.metrics_host
+        chosen["gateway_metrics_port"] = gateway.metrics_port
+        if gateway.metrics_token is not None:
+            chosen["gateway_metrics_token"] = gateway.metrics_token.get_secret_value()
         config = StackConfig(data_dir=gateway.data_dir, **chosen)
         return dataclasses.replace(config, rendered_files=_rendered_alerting_files(config, gateway))
 

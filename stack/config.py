@@ -44,6 +44,11 @@ class StackConfig:
     data_dir: Path
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    gateway_metrics_host: str = "127.0.0.1"
+    gateway_metrics_port: int | None = None
+    """The gateway's separate /metrics listener, when it has one (LLMOPS_METRICS_PORT)."""
+    gateway_metrics_token: str = field(default="", repr=False)
+    """The bearer the gateway's /metrics wants (LLMOPS_METRICS_TOKEN); empty when it wants none."""
     network_mode: NetworkMode = field(default_factory=default_network_mode)
     bind_address: str = "127.0.0.1"
     prometheus_port: int = 9090
@@ -121,14 +126,21 @@ class StackConfig:
     @property
     def gateway_url_from_containers(self) -> str:
         """Base URL of the gateway as the containers reach it (for Alertmanager's webhook to the gateway)."""
-        return f"http://{self.gateway_scrape_target}"
+        return f"http://{self._from_containers(self.gateway_host, self.gateway_port)}"
 
     @property
     def gateway_scrape_target(self) -> str:
-        """``host:port`` at which Prometheus, inside its container, reaches the gateway."""
+        """``host:port`` at which Prometheus, inside its container, reaches the gateway's /metrics."""
+        if self.gateway_metrics_port is not None:
+            return self._from_containers(self.gateway_metrics_host, self.gateway_metrics_port)
+        return self._from_containers(self.gateway_host, self.gateway_port)
+
+    def _from_containers(self, host: str, port: int) -> str:
+        """``host:port`` of a listener of the gateway's as seen from inside a container."""
         if self.network_mode == "bridge":
-            return f"host.docker.internal:{self.gateway_port}"
-        host = "127.0.0.1" if self.gateway_host in _WILDCARD_ADDRESSES else self.gateway_host
+            return f"host.docker.internal:{port}"
+        if host in _WILDCARD_ADDRESSES:
+            host = "127.0.0.1"
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"{host}:{self.gateway_port}"
+        return f"{host}:{port}"

@@ -3,6 +3,7 @@
 Layout (each directory is mounted read-only, whole, into one container)::
 
     <data>/stack/prometheus/prometheus.yml      rendered from config/prometheus.yml
+    <data>/stack/prometheus/gateway_metrics_token   the bearer for the gateway's /metrics, if it wants one
     <data>/stack/prometheus/rules/              copy of config/rules/
     <data>/stack/alertmanager/                  copy of config/alertmanager/
     <data>/stack/grafana/provisioning/          copy of config/grafana/provisioning/
@@ -26,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack.config import StackConfig
+
+METRICS_TOKEN_FILE = "gateway_metrics_token"
+"""Beside prometheus.yml: the bearer for the gateway's /metrics, when it wants one."""
 
 _SKIPPED_NAMES = frozenset({"__pycache__", ".DS_Store"})
 
@@ -60,6 +64,8 @@ def write_config_files(config: StackConfig) -> StackFiles:
     wanted.copy(source / "grafana" / "provisioning", files.grafana_provisioning)
     wanted.copy(source / "grafana" / "dashboards", files.grafana_dashboards)
     wanted.files[files.prometheus / "prometheus.yml"] = render_prometheus_config(config).encode()
+    if config.gateway_metrics_token:
+        wanted.files[files.prometheus / METRICS_TOKEN_FILE] = config.gateway_metrics_token.encode()
     for relative, content in config.rendered_files.items():
         target = root / relative
         if not target.resolve().is_relative_to(root.resolve()):
@@ -81,9 +87,18 @@ def remove_config_files(config: StackConfig) -> bool:
 def render_prometheus_config(config: StackConfig) -> str:
     """prometheus.yml: scrape the gateway (job="llmops"), load the rules, send alerts to the Alertmanager."""
     template = string.Template((config.config_source / "prometheus.yml").read_text())
+    authorization = ""
+    if config.gateway_metrics_token:
+        # A file rather than the token inline: prometheus.yml stays free of secrets.
+        authorization = (
+            "    authorization:\n"
+            "      type: Bearer\n"
+            f"      credentials_file: /etc/prometheus/{METRICS_TOKEN_FILE}"
+        )
     return template.substitute(
         scrape_interval=config.scrape_interval,
         gateway_address=config.gateway_scrape_target,
+        gateway_authorization=authorization,
         prometheus_address=config.internal_address("prometheus"),
         alertmanager_address=config.internal_address("alertmanager"),
     )

@@ -27,7 +27,7 @@ from stack.container_logs import read_logs
 from stack.engine import COMPONENT_LABEL, PROJECT_LABEL, SPEC_HASH_LABEL, find_containers, find_volumes
 from stack.errors import ComponentUnhealthy
 from stack.lifecycle import down, nuke, reset_prometheus, status, up
-from tests.harness import Gateway
+from tests.harness import Gateway, free_port
 from tests.images import GRAFANA_STANDIN_IMAGE
 from tests.prometheus_queries import prometheus_api, query, wait_for
 
@@ -280,6 +280,28 @@ def test_prometheus_scrapes_the_real_gateway(make_stack_config: MakeConfig, fres
     assert wait_for(
         lambda: [s for s in query(config, counted) if s["value"][1] == "5"], what="the 5 requests counted"
     )
+
+
+def test_prometheus_scrapes_a_gateway_whose_metrics_want_a_token_on_their_own_port(
+    make_stack_config: MakeConfig, tmp_path: Path
+) -> None:
+    token = "scrape-token-" + "t" * 24
+    metrics_port = free_port()
+    gateway = Gateway(
+        tmp_path / "gw", env={"LLMOPS_METRICS_TOKEN": token, "LLMOPS_METRICS_PORT": str(metrics_port)}
+    ).start()
+    try:
+        config = make_stack_config(
+            gateway_port=gateway.port, gateway_metrics_port=metrics_port, gateway_metrics_token=token
+        )
+        up(config)
+
+        target_up = wait_for(lambda: query(config, 'up{job="llmops"} == 1'), what='up{job="llmops"} == 1')
+
+        assert target_up[0]["metric"]["instance"] == f"127.0.0.1:{metrics_port}"
+        assert httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).status_code == 401
+    finally:
+        gateway.stop()
 
 
 def test_status_and_logs_report_each_component(make_stack_config: MakeConfig) -> None:

@@ -140,7 +140,7 @@ def test_the_whole_stack_through_the_cli(
         assert "removed file data/usage.db" in removed
         assert "removed file data/gateway.log" in removed
         assert labelled(docker_client, config) == []
-        assert not (tmp_path / "data").exists()
+        assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["auth.db"]
         assert env_file.exists()
         nothing = cli("nuke", "--yes")
         assert nothing.returncode == 0 and "nothing to remove" in nothing.stderr
@@ -238,9 +238,10 @@ def test_nuke_stops_the_gateway_and_keeps_env_unless_all(tmp_path: Path) -> None
     }
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-    assert not (tmp_path / "data").exists()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["auth.db"]
     assert (tmp_path / ".env").exists()
 
     everything = run_cli("nuke", "--yes", "--all", cwd=tmp_path)
-    assert everything.stdout.splitlines() == ["removed file .env"]
+    assert everything.stdout.splitlines() == ["removed file data/auth.db", "removed file .env"]
     assert not (tmp_path / ".env").exists()
+    assert not (tmp_path / "data").exists()

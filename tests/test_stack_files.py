@@ -152,3 +152,26 @@ def test_env_example_shows_the_stack_defaults() -> None:
 
     for name, value in shown.items():
         assert f"# LLMOPS_{name}={value}" in example
+
+
+def test_a_metrics_token_and_listener_of_the_gateway_are_scraped_with_a_credentials_file(
+    tmp_path: Path,
+) -> None:
+    config = make_config(
+        tmp_path, gateway_metrics_port=9464, gateway_metrics_token="scrape-token-" + "s" * 20
+    )
+    files = write_config_files(config)
+    rendered = (files.prometheus / "prometheus.yml").read_text()
+
+    assert 'targets: ["127.0.0.1:9464"]' in rendered
+    assert "credentials_file: /etc/prometheus/gateway_metrics_token" in rendered
+    assert "scrape-token-" not in rendered
+    assert (files.prometheus / "gateway_metrics_token").read_text() == config.gateway_metrics_token
+    checked = subprocess.run(
+        ["promtool", "check", "config", "--syntax-only", str(files.prometheus / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The webhook still goes to the gateway's API port, not to its metrics listener.
+    assert config.gateway_url_from_containers == "http://127.0.0.1:8123"

@@ -17,13 +17,13 @@ _GATEWAY_FILES = ("usage.db", "usage.db-wal", "usage.db-shm", "gateway.pid", "ga
 def nuke(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     everything: Annotated[
-        bool, typer.Option("--all", help="Also delete .env (JWT and Grafana secrets).")
+        bool, typer.Option("--all", help="Also delete .env (secrets) and auth.db (API keys, revocations).")
     ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Remove what llmops made: stack containers, volumes, network, usage log, pid, log and generated files.
 
-    Objects without llmops's label are never touched; .env stays unless --all.
+    Objects without llmops's label are never touched; .env and auth.db stay unless --all.
     """
     from llmops_cli.config import ENV_FILE, load_settings
     from llmops_cli.gateway_process import read_state, stop
@@ -42,6 +42,9 @@ def nuke(
     files = [settings.data_dir / name for name in _GATEWAY_FILES]
     files += sorted(settings.data_dir.glob("usage-unwritten-*.jsonl"))
     if everything:
+        # Credentials like .env: API keys and revoked token ids.
+        auth_db = settings.auth_db_path
+        files += [auth_db, auth_db.with_name(f"{auth_db.name}-wal"), auth_db.with_name(f"{auth_db.name}-shm")]
         files.append(ENV_FILE)
     files = [path for path in files if path.exists()]
     generated = config.files_dir if docker_objects is None and config.files_dir.exists() else None
