@@ -9,6 +9,7 @@ import typer
 
 from llmops_cli.commands import (
     alerts,
+    clean,
     keys,
     lifecycle,
     logs,
@@ -43,6 +44,7 @@ app.command()(logs.logs)
 app.command()(shell.shell)
 app.command()(reset.reset)
 app.command()(nuke.nuke)
+app.command()(clean.clean)
 
 
 def run() -> None:
