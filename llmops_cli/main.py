@@ -7,7 +7,20 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import alerts, lifecycle, serve, simulate, token, usage
+from llmops_cli.commands import (
+    alerts,
+    clean,
+    keys,
+    lifecycle,
+    logs,
+    nuke,
+    reset,
+    serve,
+    shell,
+    simulate,
+    token,
+    usage,
+)
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -22,10 +35,16 @@ app.command()(serve.serve)
 app.command()(lifecycle.up)
 app.command()(lifecycle.down)
 app.command()(lifecycle.status)
-app.command()(token.token)
+app.add_typer(token.app, name="token")
+app.add_typer(keys.app, name="keys")
 app.command()(simulate.simulate)
 app.command()(usage.usage)
 app.command()(alerts.alerts)
+app.command()(logs.logs)
+app.command()(shell.shell)
+app.command()(reset.reset)
+app.command()(nuke.nuke)
+app.command()(clean.clean)
 
 
 def run() -> None:
@@ -48,5 +67,6 @@ def _describe(exc: Exception) -> str:
         return f"invalid setting: {problems}"
     message = getattr(exc, "message", None) or str(exc)
     from server.errors import GatewayError
+    from stack.errors import StackError
 
-    return message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {message}"
+    return message if isinstance(exc, GatewayError | StackError) else f"{type(exc).__name__}: {message}"

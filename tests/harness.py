@@ -29,9 +29,11 @@ def free_port() -> int:
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a CLI or gateway process: no inherited llmops settings."""
+    """The environment for a CLI or gateway process: no inherited llmops settings, and no Docker stack
+    unless the test asks for one (LLMOPS_STACK=on with an isolated project, see test_stack_cli.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_") and k != "JWT_SECRET"}
     env["PYTHONPATH"] = str(REPO)
+    env["LLMOPS_STACK"] = "off"
     env.update(extra or {})
     return env
 
@@ -59,14 +61,21 @@ class Gateway:
     """A real `llmops serve` process on 127.0.0.1 with its own data directory."""
 
     def __init__(
-        self, workdir: Path, env: Mapping[str, str] | None = None, secret: str = TEST_SECRET
+        self,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        secret: str | None = TEST_SECRET,
+        data_dir: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
+        """`secret=None`: JWT_SECRET comes from `workdir/.env`; `data_dir` may be shared by gateways."""
         self.workdir = workdir
-        self.data_dir = workdir / "data"
+        self.data_dir = data_dir or workdir / "data"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.secret = secret
-        self.env = {"JWT_SECRET": secret, **(env or {})}
+        self.secret = secret or ""
+        self.env = {**({"JWT_SECRET": secret} if secret is not None else {}), **(env or {})}
+        self.extra_args = extra_args
         self.log_path = workdir / "gateway.out"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -83,6 +92,7 @@ class Gateway:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.extra_args,
             ],
             cwd=self.workdir,
             env=cli_env(self.env),
@@ -161,9 +171,13 @@ class Gateway:
         self.row_for(rid)
         return len(self.rows())
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every sample on /metrics, keyed by (name, sorted labels)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+    def metrics(
+        self, url: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample on /metrics (or `url`), keyed by (name, sorted labels)."""
+        response = httpx.get(url or f"{self.url}/metrics", headers=headers, timeout=5)
+        response.raise_for_status()
+        text = response.text
         return {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text)
