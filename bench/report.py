@@ -344,10 +344,10 @@ def main() -> int:
         w("| figure | value |")
         w("|---|---|")
         for key, label, unit in keys:
-            value = facts.get((SUBJECT, key))
-            if value is not None:
-                w(f"| {label} | {value} |")
-                result(key, SUBJECT, "", "", float(value), unit)
+            fact_text = facts.get((SUBJECT, key))
+            if fact_text is not None:
+                w(f"| {label} | {fact_text} |")
+                result(key, SUBJECT, "", "", float(fact_text), unit)
         w("")
 
     if SUBJECT in targets:
@@ -372,10 +372,10 @@ def main() -> int:
             profile.project_inclusive.most_common(15),
             fillvalue=None,
         )
-        for own, package, project in rows:
+        for own_row, package_row, project_row in rows:
             cells = [
                 f"{100 * c / n:.1f} | `{name}`" if name else " | "
-                for name, c in (own or ("", 0), package or ("", 0), project or ("", 0))
+                for name, c in (own_row or ("", 0), package_row or ("", 0), project_row or ("", 0))
             ]
             w("| " + " | | ".join(cells) + " |")
         w("")
@@ -387,8 +387,8 @@ def main() -> int:
             w(f"## Imports of `{command}` (python -X importtime, {total / 1000:.0f} ms in all)\n")
             w("| cumulative ms | own ms | module (imported at top level) |")
             w("|---|---|---|")
-            for module, cumulative, own in imports:
-                w(f"| {cumulative / 1000:.1f} | {own / 1000:.1f} | `{module}` |")
+            for module, cumulative_us, own_us in imports:
+                w(f"| {cumulative_us / 1000:.1f} | {own_us / 1000:.1f} | `{module}` |")
             w("")
 
     with (out / "results.tsv").open("w") as f:
@@ -436,13 +436,13 @@ def targets_section(summary: Summary, facts: dict[tuple[str, str], str]) -> list
     check(
         "RSS under load (MiB)", load / MIB if load else None, "≤ 80", None if not load else load / MIB <= 80
     )
-    for key, label, limit in [
+    for key, label, ceiling in [
         ("first_200_s", "start to first 200 (s)", 1.5),
         ("help_s", "`llmops --help` (s)", 0.3),
         ("usage_last5_s", "`llmops usage --last 5` on the big log (s)", 0.3),
     ]:
         value = fact(key)
-        check(label, value, f"≤ {limit:g}", None if value is None else value <= limit)
+        check(label, value, f"≤ {ceiling:g}", None if value is None else value <= ceiling)
     lines = [
         "## llmops against the issue's targets\n",
         "| target | measured | limit | holds |",
