@@ -17,6 +17,7 @@ from server.auth import Authenticator
 from server.errors import GatewayError
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
+from server.limits import Limits, build_limiter
 from server.metrics import Metrics
 from server.models_config import load_registry
 from server.providers.base import Provider
@@ -48,7 +49,18 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         else None,
         on_write_error=lambda _exc: metrics.usage_write_errors.inc(),
     )
-    return Gateway(settings, registry, providers, store, metrics, authenticator)
+    limiter = build_limiter(
+        Limits(
+            rpm=settings.limit_rpm,
+            tpm=settings.limit_tpm,
+            daily_tokens=settings.budget_daily_tokens,
+            daily_usd=settings.budget_daily_usd,
+        ),
+        settings.limits_file,
+        settings.data_dir,
+        settings.usage_db_path,
+    )
+    return Gateway(settings, registry, providers, store, metrics, authenticator, limiter=limiter)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,10 +72,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.usage_store.start()
+        if gateway.limiter is not None:
+            gateway.limiter.start()
         try:
             yield
         finally:
             # In-flight calls have finished by now (uvicorn drains them first): flush every row.
+            if gateway.limiter is not None:
+                gateway.limiter.close()
             gateway.usage_store.close()
 
     app = FastAPI(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from server.limits import LIMIT_NAMES
 from server.usage.row import UsageRow
 
 LLM_ENDPOINTS = ("/llm", "/v1/chat/completions")
@@ -124,6 +125,12 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.rate_limited = Counter(
+            "llmops_rate_limited",
+            "Calls refused by a principal's limit (429); each leaves a rejected row.",
+            ["limit"],
+            registry=registry,
+        )
         self.usage_write_errors = Counter(
             "llmops_usage_write_errors",
             "Failed usage-log writes (the rows are kept and retried).",
@@ -177,6 +184,8 @@ class Metrics:
             self.cost.labels(model)
             self.upstream_errors.labels(model, "unavailable")
         self.usage_write_errors.inc(0)
+        for limit in LIMIT_NAMES:
+            self.rate_limited.labels(limit)
 
     def user_label(self, user: str) -> str:
         """The user's own label while fewer than `max_users` are known, "other" after."""
