@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import lifecycle, serve, simulate, token, usage
+from llmops_cli.commands import alerts, lifecycle, serve, simulate, token, usage
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command()(lifecycle.status)
 app.command()(token.token)
 app.command()(simulate.simulate)
 app.command()(usage.usage)
+app.command()(alerts.alerts)
 
 
 def run() -> None:

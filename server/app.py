@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,13 +19,16 @@ from server.errors import GatewayError
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
 from server.limits import Limits, build_limiter
-from server.metrics import Metrics
+from server.metrics import Metrics, multiprocess_metrics_dir
 from server.models_config import load_registry
 from server.providers.base import Provider
 from server.providers.echo import EchoProvider
-from server.routes import health, llm
+from server.providers.ollama import OllamaProvider
+from server.providers.openai import OpenAIProvider
+from server.routes import alerts, health, llm, openai
 from server.settings import Settings, get_settings
-from server.usage.store import SqliteUsageStore
+from server.upstream import UpstreamClient
+from server.usage.store import SqliteUsageStore, open_usage_db
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,12 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
     """Everything the routes need; raises ConfigError or StorageError before anything listens."""
     authenticator = Authenticator(settings.require_jwt_secret(), settings.jwt_leeway_s)
     registry = load_registry(settings.models_file, settings.models, settings.default_model)
-    providers: dict[str, Provider] = {"echo": EchoProvider()}
+    upstream = UpstreamClient()
+    providers: dict[str, Provider] = {
+        "echo": EchoProvider(),
+        "openai": OpenAIProvider(upstream),
+        "ollama": OllamaProvider(upstream),
+    }
     metrics = Metrics(
         metrics_registry,
         registry.names(),
@@ -60,7 +69,14 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         settings.data_dir,
         settings.usage_db_path,
     )
-    return Gateway(settings, registry, providers, store, metrics, authenticator, limiter=limiter)
+    return Gateway(settings, registry, providers, store, metrics, authenticator, upstream, limiter=limiter)
+
+
+def preflight(settings: Settings) -> None:
+    """Check what would stop the gateway from starting (secret, model config, usage log), without starting."""
+    settings.require_jwt_secret()
+    load_registry(settings.models_file, settings.models, settings.default_model)
+    open_usage_db(settings.usage_db_path).close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.usage_store.start()
+        await gateway.upstream.start()
         if gateway.limiter is not None:
             gateway.limiter.start()
         try:
@@ -80,7 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # In-flight calls have finished by now (uvicorn drains them first): flush every row.
             if gateway.limiter is not None:
                 gateway.limiter.close()
+            await gateway.upstream.close()
             gateway.usage_store.close()
+            if multiprocess_metrics_dir():
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="llmops gateway",
@@ -92,7 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics_registry = metrics_registry
     app.add_middleware(RequestIdMiddleware)
     app.include_router(llm.router)
+    app.include_router(openai.router)
     app.include_router(health.router)
+    app.include_router(alerts.router)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, error: GatewayError) -> Response:

@@ -17,13 +17,14 @@ from typing import IO
 import orjson
 
 from server.auth import Authenticator, Principal
-from server.dispatch import Answer, complete_with_fallbacks
+from server.dispatch import Answer, OpenStream, complete_with_fallbacks, open_stream_with_fallbacks
 from server.errors import AuthError, GatewayError, UnknownModel, UpstreamError
 from server.limits import Estimate, Limiter, LimitExceeded, Reservation
 from server.metrics import Metrics
 from server.models_config import ModelConfig, ModelRegistry
 from server.providers.base import ChatRequest, Provider, Usage, estimate_tokens, prompt_text
 from server.settings import Settings
+from server.upstream import UpstreamClient
 from server.usage.row import UsageRow, utc_now_iso
 from server.usage.store import UsageStore
 
@@ -75,6 +76,7 @@ class Gateway:
         usage_store: UsageStore,
         metrics: Metrics,
         authenticator: Authenticator,
+        upstream: UpstreamClient,
         limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
@@ -83,6 +85,7 @@ class Gateway:
         self.usage_store = usage_store
         self.metrics = metrics
         self.authenticator = authenticator
+        self.upstream = upstream
         self.limiter = limiter  # None: nobody has limits, calls skip them
 
     # -- auth ---------------------------------------------------------------------------------
@@ -130,9 +133,24 @@ class Gateway:
             self.registry.chain(model.name), self.providers, request, self._count_failed_attempt
         )
         self.account(call, answer.model, answer.completion.usage)
-        row.response = self._stored_text(answer.completion.text)
+        self.store_response(call, answer.completion.text)
         row.status, row.http_status = "ok", 200
         return answer
+
+    async def open_stream(self, call: Call, model: ModelConfig, request: ChatRequest) -> OpenStream:
+        """Open a stream down `model`'s chain; the caller drives it and accounts at its end."""
+        call.row.prompt = self._stored_text(prompt_text(request.messages))
+        call.row.stream = True
+        await self.reserve(call, model, request)
+        opened = await open_stream_with_fallbacks(
+            self.registry.chain(model.name), self.providers, request, self._count_failed_attempt
+        )
+        call.row.model, call.row.provider = opened.model.name, opened.model.provider
+        call.row.fallback = opened.model.name != call.row.requested_model
+        return opened
+
+    def store_response(self, call: Call, text: str) -> None:
+        call.row.response = self._stored_text(text)
 
     # -- limits (server/limits.py): reserve before going upstream, settle in finish_call ------------
 

@@ -8,9 +8,17 @@ attribute names and bucket boundaries, in Prometheus form.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from server.limits import LIMIT_NAMES
 from server.usage.row import UsageRow
@@ -54,6 +62,24 @@ GENAI_TOKEN_BUCKETS = (
     67108864,
 )
 GENAI_OPERATION = "chat"
+
+# `_created` series double the scrape for nothing Prometheus uses.
+disable_created_metrics()
+
+
+def multiprocess_metrics_dir() -> str | None:
+    """Where workers share metric values (`llmops serve --workers N`), or None for one process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    """The scrape: this process's registry, or with several workers the sum over all of them."""
+    if multiprocess_metrics_dir():
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)  # type: ignore[no-any-return]
 
 
 class Metrics:
@@ -118,7 +144,12 @@ class Metrics:
             ["model", "reason"],
             registry=registry,
         )
-        self.in_flight = Gauge("llmops_in_flight_requests", "LLM calls being served now.", registry=registry)
+        self.in_flight = Gauge(
+            "llmops_in_flight_requests",
+            "LLM calls being served now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.auth_failures = Counter(
             "llmops_auth_failures",
             "Requests refused for their credentials; they write no row.",

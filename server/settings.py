@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     request_log: bool = True
     request_log_prompts: bool = False
 
+    # Bearer Alertmanager sends to /alerts/webhook; the webhook is off without it.
+    alerts_webhook_token: SecretStr | None = None
+
     metrics_max_users: int = Field(default=50, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 

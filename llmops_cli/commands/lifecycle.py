@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,6 +22,7 @@ def up(
     from llmops_cli.gateway_process import GatewayProcessError, read_state, start, url_for
 
     ensure_secret("JWT_SECRET")
+    ensure_secret("LLMOPS_ALERTS_WEBHOOK_TOKEN")
     settings = load_settings(data_dir, host=host, port=port)
     settings.require_jwt_secret()
     url = url_for(settings.host, settings.port)
@@ -71,3 +73,22 @@ def status(data_dir: DataDir = None) -> None:
     else:
         table.add_row("gateway", "[dim]stopped[/]", "-", "-")
     out.print(table)
+    firing = _firing_alerts(settings.usage_db_path)
+    if firing:
+        out.print(f"[bold red]{firing} alert(s) firing[/]: `llmops alerts` lists them")
+    else:
+        out.print("alerts firing: 0")
+
+
+def _firing_alerts(db_path: Path) -> int:
+    import sqlite3
+
+    from server.alerts import firing_count
+    from server.usage.store import connect
+
+    if not db_path.exists():
+        return 0
+    try:
+        return firing_count(connect(db_path, readonly=True))
+    except sqlite3.OperationalError:
+        return 0

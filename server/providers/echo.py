@@ -18,7 +18,14 @@ from typing import Any
 
 from server.errors import UpstreamUnavailable
 from server.models_config import ModelConfig
-from server.providers.base import ChatRequest, Completion, StreamDelta, Usage, prompt_text
+from server.providers.base import (
+    ChatRequest,
+    Completion,
+    StreamDelta,
+    Usage,
+    plain_chat_unsupported,
+    prompt_text,
+)
 
 
 def count_words(text: str) -> int:
@@ -39,6 +46,9 @@ class EchoProvider:
     def __init__(self) -> None:
         self._failure_draws: dict[str, random.Random] = {}
         self._latency_draws: dict[str, random.Random] = {}
+
+    def unsupported(self, request: ChatRequest) -> str | None:
+        return plain_chat_unsupported(request, json_output=False)
 
     async def _simulate(self, model: ModelConfig) -> None:
         failure_rng = self._failure_draws.setdefault(model.name, random.Random(model.seed))

@@ -7,7 +7,6 @@ tests check the two agree.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -15,13 +14,14 @@ from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.errors import GatewayError, RequestError
-from server.gateway import Gateway
-from server.http import error_body, error_response, json_response, read_json_object, request_id
+from server.errors import RequestError
+from server.gateway import Call, Gateway
+from server.http import json_response
 from server.models_config import ModelConfig
 from server.providers.base import ChatRequest
+from server.routes.calls import serve_llm_call
+from server.streaming import unless_disconnected
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -105,40 +105,24 @@ def parse_llm_request(body: dict[str, Any], gateway: Gateway) -> tuple[ModelConf
     summary="Answer a prompt",
 )
 async def llm(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
-    principal = gateway.authenticate(request.headers.get("authorization"))
-    rid = request_id(request)
-    call = gateway.start_call(rid, principal, request.headers.get("x-user-id"), "/llm")
-    try:
-        body = await read_json_object(request, gateway.settings.max_body_bytes)
-        requested = body.get("model")
-        call.row.requested_model = (
-            requested[:200] if isinstance(requested, str) else gateway.registry.default_model
-        )
-        model, chat = parse_llm_request(body, gateway)
-        answer = await gateway.complete(call, model, chat)
-        usage = answer.completion.usage
-        return json_response(
-            {
-                "id": rid,
-                "model": answer.model.name,
-                "response": answer.completion.text,
-                "usage": {
-                    "prompt_tokens": usage.prompt_tokens,
-                    "completion_tokens": usage.completion_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-                "latency_ms": round(call.elapsed_ms(), 3),
-                "fallback": call.row.fallback,
-            }
-        )
-    except GatewayError as error:
-        gateway.fail_call(call, error)
-        return error_response(error)
-    except Exception as exc:
-        internal = GatewayError(f"internal error ({type(exc).__name__})")
-        gateway.fail_call(call, internal)
-        log.exception("unhandled error in /llm (request %s)", rid)
-        return json_response(error_body(internal), 500)
-    finally:
-        gateway.finish_call(call)
+    return await serve_llm_call(request, "/llm", _answer)
+
+
+async def _answer(gateway: Gateway, call: Call, body: dict[str, Any], request: Request) -> Response:
+    model, chat = parse_llm_request(body, gateway)
+    answer = await unless_disconnected(request.receive, gateway.complete(call, model, chat))
+    usage = answer.completion.usage
+    return json_response(
+        {
+            "id": call.row.request_id,
+            "model": answer.model.name,
+            "response": answer.completion.text,
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            "latency_ms": round(call.elapsed_ms(), 3),
+            "fallback": call.row.fallback,
+        }
+    )

@@ -42,6 +42,24 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX usage_logs_user_ts ON usage_logs (user, ts);
         """,
     ),
+    (
+        "0002_alerts",
+        """
+        CREATE TABLE alerts (
+            fingerprint   TEXT PRIMARY KEY,
+            name          TEXT NOT NULL,
+            status        TEXT NOT NULL,
+            severity      TEXT,
+            summary       TEXT,
+            labels        TEXT NOT NULL,
+            annotations   TEXT NOT NULL,
+            starts_at     TEXT,
+            ends_at       TEXT,
+            received_at   TEXT NOT NULL
+        );
+        CREATE INDEX alerts_status ON alerts (status, received_at)
+        """,
+    ),
 ]
 
 COLUMNS = [

@@ -1,0 +1,67 @@
+"""Several worker processes on one port: one usage log, metrics summed across workers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.harness import TEST_SECRET, Gateway, cli_env, metric_sum
+
+
+def test_metrics_are_summed_across_workers_and_equal_rows(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path)
+    gw.process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmops_cli",
+            "serve",
+            "--port",
+            str(gw.port),
+            "--data-dir",
+            str(gw.data_dir),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=cli_env({"JWT_SECRET": TEST_SECRET}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{gw.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.1)
+        for i in range(40):  # a new connection each time, so both workers take calls
+            response = httpx.post(
+                f"{gw.url}/llm",
+                json={"prompt": f"call {i}", "model": "echo"},
+                headers=gw.headers(f"user-{i % 3}"),
+            )
+            assert response.status_code == 200
+        count = gw.settle()
+        scrapes = []
+        for _ in range(6):
+            response = httpx.get(f"{gw.url}/metrics")
+            assert response.status_code == 200 and not response.history  # answered directly, no redirect
+            scrapes.append(gw.metrics())
+        totals = {metric_sum(s, "llmops_requests_total") for s in scrapes}
+        assert totals == {count}
+        tokens = {metric_sum(s, "llmops_tokens_total", type="prompt") for s in scrapes}
+        assert tokens == {sum(r["prompt_tokens"] for r in gw.rows())}
+        assert {metric_sum(s, "llmops_in_flight_requests") for s in scrapes} == {0}
+        children = subprocess.run(["pgrep", "-P", str(gw.process.pid)], capture_output=True, text=True).stdout
+        assert len(children.split()) >= 2
+    finally:
+        assert gw.stop() == 0
+    assert len(gw.rows()) == count
