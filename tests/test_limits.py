@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from server.limits import (
 )
 from server.providers.base import estimate_tokens
 from server.usage.store import open_usage_db
-from tests.harness import Gateway, metric_sum
+from tests.harness import Gateway, cli_env, metric_sum
 
 ECHO_PRICED = {
     "default_model": "echo",
@@ -336,3 +340,101 @@ def test_limits_hold_across_gateway_processes_sharing_a_data_dir(tmp_path: Path)
     finally:
         second.stop()
         first.stop()
+
+
+def test_chat_completions_plain_and_streamed_share_the_limits(tmp_path: Path) -> None:
+    limits_file = tmp_path / "limits.json"
+    limits_file.write_text(json.dumps({"principals": {"tpm-user": {"rpm": 0, "tpm": 100}}}))
+    gw = Gateway(
+        tmp_path / "gw",
+        env={
+            "LLMOPS_LIMIT_RPM": "6",
+            "LLMOPS_LIMITS_FILE": str(limits_file),
+            "LLMOPS_MODELS_FILE": str(models_file(tmp_path)),
+        },
+    ).start()
+
+    def chat(stream: bool, max_tokens: int = 5) -> dict[str, object]:
+        return {
+            "model": "echo",
+            "messages": [{"role": "user", "content": "x y"}],
+            "stream": stream,
+            "max_tokens": max_tokens,
+        }
+
+    async def mixed_burst(principal: str, bodies: list[dict[str, object]]) -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
+        async with httpx.AsyncClient(
+            base_url=gw.url, headers=gw.headers(principal), limits=limits, timeout=30
+        ) as client:
+            return list(await asyncio.gather(*(client.post("/v1/chat/completions", json=b) for b in bodies)))
+
+    try:
+        responses = asyncio.run(mixed_burst("chat-burst", [chat(i % 2 == 0) for i in range(20)]))
+        assert Counter(r.status_code for r in responses) == {200: 6, 429: 14}
+        for response in responses:
+            if response.status_code == 429:
+                assert response.headers["content-type"] == "application/json"
+                assert response.json()["error"]["type"] == "rate_limit_exceeded"
+                assert int(response.headers["retry-after"]) == 10
+            elif response.headers["content-type"].startswith("text/event-stream"):
+                assert response.text.endswith("data: [DONE]\n\n")
+        gw.settle()
+        rows = gw.rows("WHERE user = 'chat-burst'")
+        assert Counter((r["status"], r["http_status"]) for r in rows) == {
+            ("ok", 200): 6,
+            ("rejected", 429): 14,
+        }
+        assert all(r["endpoint"] == "/v1/chat/completions" for r in rows)
+
+        # Streamed calls settle to their real usage too: each reserves 41 tokens and uses 4.
+        streamed = asyncio.run(mixed_burst("tpm-user", [chat(True, 40)] * 5))
+        assert Counter(r.status_code for r in streamed) == {200: 2, 429: 3}
+        with httpx.Client(base_url=gw.url, headers=gw.headers("tpm-user"), timeout=30) as client:
+            for _ in range(4):
+                response = client.post("/v1/chat/completions", json=chat(True, 40))
+                assert response.status_code == 200 and response.text.endswith("data: [DONE]\n\n")
+        samples = gw.metrics()
+        assert metric_sum(samples, "llmops_rate_limited_total", limit="rpm") == 14
+        assert metric_sum(samples, "llmops_rate_limited_total", limit="tpm") == 3
+    finally:
+        gw.stop()
+
+
+def test_limits_hold_across_serve_workers(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path, env={"LLMOPS_LIMIT_RPM": "9", "LLMOPS_MODELS_FILE": str(models_file(tmp_path))})
+    gw.process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmops_cli",
+            "serve",
+            "--port",
+            str(gw.port),
+            "--data-dir",
+            str(gw.data_dir),
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=cli_env(gw.env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{gw.url}/readyz", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline and gw.process.poll() is None
+            time.sleep(0.1)
+        responses = asyncio.run(
+            burst(gw.url, gw.headers("workers"), [{"prompt": f"x {i}"} for i in range(50)])
+        )
+        assert Counter(r.status_code for r in responses) == {200: 9, 429: 41}
+        assert metric_sum(gw.metrics(), "llmops_rate_limited_total", limit="rpm") == 41  # summed over workers
+        gw.settle()
+        assert len(gw.rows("WHERE user = 'workers'")) == 50
+    finally:
+        assert gw.stop() == 0
