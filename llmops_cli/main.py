@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import alerts, lifecycle, serve, simulate, token, usage
+from llmops_cli.commands import alerts, lifecycle, serve, simulate, smoke_test, token, usage
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command()(token.token)
 app.command()(simulate.simulate)
 app.command()(usage.usage)
 app.command()(alerts.alerts)
+app.command("smoke-test")(smoke_test.smoke_test)
 
 
 def run() -> None:

@@ -4,7 +4,7 @@
 
 Writes every request's id, HTTP status (0 when no response came) and the wall-clock time its answer
 arrived. With --kill-pid/--kill-after it SIGKILLs that process mid-load and records when, so the
-acknowledged calls and the kill share one clock.
+acknowledged calls and the kill share one clock. `start_load` and `load_result` drive it from a test.
 """
 
 from __future__ import annotations
@@ -14,10 +14,59 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+
+from tests.harness import REPO, Gateway, cli_env
+
+FAST_ECHO = {
+    "default_model": "echo",
+    "models": [
+        {"name": "echo", "provider": "echo", "input_price_per_mtok": 0.5, "output_price_per_mtok": 1.5},
+        {"name": "slow", "provider": "echo", "latency_ms": 500},
+    ],
+}
+
+
+def fast_models(directory: Path) -> dict[str, str]:
+    """Settings for zero-latency echo models (and one 500 ms `slow` model), written into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "models.json"
+    path.write_text(json.dumps(FAST_ECHO))
+    return {"LLMOPS_MODELS_FILE": str(path)}
+
+
+def start_load(gw: Gateway, out: Path, *extra: str, count: int = 10_000) -> subprocess.Popen[bytes]:
+    """This module as a process sending `count` calls to `gw` as principal "load"; flags in `extra`."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.load_client",
+            "--url",
+            gw.url,
+            "--token",
+            gw.token("load"),
+            "--count",
+            str(count),
+            "--out",
+            str(out),
+            *extra,
+        ],
+        cwd=REPO,
+        env=cli_env(),
+    )
+
+
+def load_result(process: subprocess.Popen[bytes], out: Path, timeout: float = 300) -> dict[str, Any]:
+    """What a finished load process wrote."""
+    assert process.wait(timeout) == 0
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
