@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import alerts, lifecycle, serve, simulate, smoke_test, token, usage
+from llmops_cli.commands import alerts, doctor, lifecycle, serve, simulate, smoke_test, token, usage
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.command()(simulate.simulate)
 app.command()(usage.usage)
 app.command()(alerts.alerts)
 app.command("smoke-test")(smoke_test.smoke_test)
+app.command()(doctor.doctor)
 
 
 def run() -> None:
