@@ -7,6 +7,8 @@ import pytest
 
 from tests.harness import Gateway
 
+pytest_plugins = ["tests.mounts"]  # the `mounts` fixture
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

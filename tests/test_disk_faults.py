@@ -6,63 +6,15 @@ and a tiny tmpfs filled to the last byte.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.harness import TEST_SECRET, Gateway, metric_sum, run_cli
-
-
-def _run(*command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, check=False)
-
-
-@pytest.fixture
-def mounts() -> Iterator[Callable[..., Path]]:
-    """`mounts(path, kind)` mounts a tmpfs ("tmpfs:<size>") or a read-only bind of itself ("ro")."""
-    mounted: list[Path] = []
-
-    def mount(path: Path, kind: str) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        if kind == "ro":
-            steps = [["mount", "--bind", str(path), str(path)], ["mount", "-o", "remount,bind,ro", str(path)]]
-        else:
-            size = kind.removeprefix("tmpfs:")
-            steps = [["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)]]
-        for step in steps:
-            result = _run(*step)
-            if result.returncode != 0:
-                if step is steps[0]:
-                    pytest.skip(f"cannot mount here ({result.stderr.strip()}); these tests need root")
-                raise AssertionError(result.stderr)
-            if step is steps[0]:
-                mounted.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        _run("umount", "-l", str(path))
-
-
-def fill(directory: Path) -> Path:
-    """Write a file into `directory` until the file system has no byte left; returns it."""
-    filler = directory / "filler"
-    with filler.open("wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-                handle.flush()
-        except OSError as exc:
-            assert exc.errno == 28  # ENOSPC
-        with contextlib.suppress(OSError):
-            handle.close()
-    return filler
+from tests.mounts import fill
 
 
 def serve_fails(data_dir: Path, cwd: Path) -> str:
@@ -83,7 +35,8 @@ def serve_fails(data_dir: Path, cwd: Path) -> str:
 
 def test_read_only_data_dir_at_start(tmp_path: Path, mounts: Callable[..., Path]) -> None:
     data = mounts(tmp_path / "ro", "ro")
-    assert not os.access(data, os.W_OK) or _run("touch", str(data / "probe")).returncode != 0
+    with pytest.raises(OSError, match="Read-only file system"):
+        (data / "probe").touch()
     stderr = serve_fails(data / "data", tmp_path)
     assert f"error: usage log {data / 'data' / 'usage.db'} is not writable" in stderr
     assert "Read-only file system" in stderr
