@@ -43,12 +43,7 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         "openai": OpenAIProvider(upstream),
         "ollama": OllamaProvider(upstream),
     }
-    metrics = Metrics(
-        metrics_registry,
-        registry.names(),
-        {m.name: m.provider for m in registry.models.values()},
-        max_users=settings.metrics_max_users,
-    )
+    metrics = Metrics(metrics_registry, registry, max_users=settings.metrics_max_users)
     store = SqliteUsageStore(
         settings.usage_db_path,
         batch_size=settings.usage_batch_size,

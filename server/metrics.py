@@ -9,7 +9,6 @@ attribute names and bucket boundaries, in Prometheus form.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,6 +20,7 @@ from prometheus_client import (
 )
 
 from server.limits import LIMIT_NAMES
+from server.models_config import ModelRegistry
 from server.usage.row import UsageRow
 
 LLM_ENDPOINTS = ("/llm", "/v1/chat/completions")
@@ -88,12 +88,12 @@ class Metrics:
     def __init__(
         self,
         registry: CollectorRegistry,
-        models: Iterable[str],
-        providers: dict[str, str],
+        model_registry: ModelRegistry,
         max_users: int = 50,
     ) -> None:
-        self.models = set(models)
-        self._providers = providers  # model name -> provider name
+        self._model_registry = model_registry
+        self.models = set(model_registry.names())
+        self._providers = {m.name: m.provider for m in model_registry.models.values()}
         self._max_users = max_users
         self._users: set[str] = set()
 
@@ -214,6 +214,11 @@ class Metrics:
                 self.tokens.labels(model, token_type)
             self.cost.labels(model)
             self.upstream_errors.labels(model, "unavailable")
+            self.ttft.labels(model)
+            for fallback in self._model_registry.chain(model)[1:]:
+                self.fallbacks.labels(model, fallback.name)
+            if not self._model_registry.models[model].has_price:
+                self.cost_unknown.labels(model)
         self.usage_write_errors.inc(0)
         for limit in LIMIT_NAMES:
             self.rate_limited.labels(limit)

@@ -162,6 +162,10 @@ def test_series_for_configured_models_start_at_zero(fresh_gateway: Gateway) -> N
         )
         assert samples[key] == 0
     assert metric_sum(samples, "llmops_requests_total") == 0
+    fallback_pair = ("llmops_fallbacks_total", (("model", "echo"), ("requested_model", "echo-flaky")))
+    assert samples[fallback_pair] == 0
+    for model in MODELS:
+        assert samples[("llmops_time_to_first_token_seconds_count", (("model", model),))] == 0
 
 
 def test_genai_histograms_use_semconv_names_and_buckets(gateway: Gateway) -> None:
