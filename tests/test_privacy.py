@@ -12,6 +12,7 @@ import httpx
 import jwt
 import pytest
 
+from tests.fake_upstream import Behaviour, FakeUpstream
 from tests.harness import TEST_SECRET, Gateway, run_cli
 
 
@@ -134,3 +135,54 @@ def test_generated_secret_is_never_printed(tmp_path: Path) -> None:
     assert "generated a new JWT_SECRET" in result.stderr
     assert secret not in result.stderr and secret not in result.stdout
     assert (tmp_path / ".env").stat().st_mode & 0o777 == 0o600
+
+
+def test_upstream_key_never_reaches_clients_logs_or_rows(tmp_path: Path) -> None:
+    key = f"sk-live-{uuid.uuid4().hex}"
+    upstream = FakeUpstream().start()
+    # An upstream that echoes the key it was sent into its error messages (some proxies do).
+    for status in (401, 400, 500):
+        upstream.script(f"up-{status}", Behaviour(status=status, error_message=f"bad key provided: {key}"))
+    models = {
+        "default_model": "echo",
+        "models": [
+            {"name": "echo", "provider": "echo"},
+            *(
+                {
+                    "name": f"gpt-{status}",
+                    "provider": "openai",
+                    "upstream_model": f"up-{status}",
+                    "base_url": upstream.openai_base_url,
+                    "api_key_env": "UPSTREAM_KEY",
+                    "retries": 0,
+                }
+                for status in (401, 400, 500)
+            ),
+        ],
+    }
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    gw = Gateway(
+        tmp_path / "gw", env={"LLMOPS_MODELS_FILE": str(tmp_path / "models.json"), "UPSTREAM_KEY": key}
+    ).start()
+    bodies = []
+    try:
+        with httpx.Client(base_url=gw.url, headers=gw.headers("key-user"), timeout=30) as client:
+            for status in (401, 400, 500):
+                chat = {"model": f"gpt-{status}", "messages": [{"role": "user", "content": "hi"}]}
+                for endpoint, body in (
+                    ("/v1/chat/completions", chat),
+                    ("/v1/chat/completions", {**chat, "stream": True}),
+                    ("/llm", {"prompt": "hi", "model": f"gpt-{status}"}),
+                ):
+                    response = client.post(endpoint, json=body)
+                    assert response.status_code >= 400 or "error" in response.text
+                    bodies.append(response.content)
+        gw.settle()
+    finally:
+        gw.stop()
+        upstream.stop()
+    assert all(r.headers["Authorization"] == f"Bearer {key}" for r in upstream.requests)  # it was sent
+    assert len(bodies) == 9
+    for body in bodies:
+        assert key.encode() not in body, body
+    assert key.encode() not in everything_written(gw)
