@@ -83,6 +83,13 @@ def test_10k_requests_with_readers_and_a_write_lock_lose_nothing(tmp_path: Path)
         assert metric_sum(samples, "llmops_requests_total", user="load", status="ok") == 10_000
         assert metric_sum(samples, "llmops_usage_write_errors_total") == 0
 
+        sent, elapsed = len(result["results"]), result["finished"] - result["started"]
+        errors = sum(status != 200 for _, status, _ in result["results"])
+        print(
+            f"load: {sent} requests in {elapsed:.1f}s ({sent / elapsed:.0f}/s), {len(rows)} rows, "
+            f"{errors} errors, {len(answered_while_locked)} answered during the "
+            f"{lock['released'] - lock['locked']:.1f}s lock, {len(readers)} `llmops usage` runs"
+        )
         assert len(readers) >= 3
         for reader in readers:
             assert reader.returncode == 0, reader.stderr
