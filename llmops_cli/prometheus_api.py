@@ -30,7 +30,8 @@ def gateway_target(prometheus_url: str, gateway_url: str, timeout: float = 5.0) 
     by_job = [t for t in targets if t.get("labels", {}).get("job") == GATEWAY_JOB]
     candidates = by_address or by_job
     up = [t for t in candidates if t.get("health") == "up"]
-    return (up or candidates or [None])[0]
+    ranked = up or candidates
+    return ranked[0] if ranked else None
 
 
 def query(prometheus_url: str, promql: str, timeout: float = 5.0) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -47,7 +48,9 @@ def models_file(directory: Path) -> Path:
     return path
 
 
-async def burst(url: str, headers: dict[str, str], bodies: list[dict[str, object]]) -> list[httpx.Response]:
+async def burst(
+    url: str, headers: dict[str, str], bodies: Sequence[Mapping[str, object]]
+) -> list[httpx.Response]:
     """Every body at once, each on its own connection."""
     limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as client:

@@ -183,6 +183,6 @@ def test_upstream_key_never_reaches_clients_logs_or_rows(tmp_path: Path) -> None
         upstream.stop()
     assert all(r.headers["Authorization"] == f"Bearer {key}" for r in upstream.requests)  # it was sent
     assert len(bodies) == 9
-    for body in bodies:
-        assert key.encode() not in body, body
+    for answer in bodies:
+        assert key.encode() not in answer, answer
     assert key.encode() not in everything_written(gw)
