@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from server.limits import Estimate, Limits, LimitsPolicy, PrincipalState, SqliteLimiter, admit, settle
+from server.limits import Estimate, PrincipalState, SqliteLimiter, admit, settle
+from server.limits_config import Limits, LimitsPolicy
 from server.usage.store import open_usage_db
 from tests.harness import Gateway
 from tests.load_client import fast_models, load_result, start_load

@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--intervals", default="0.02,0.05,0.25,1.0")
-    parser.add_argument("--out", type=Path, default=Path("bench/out-sigkill-loss.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench/out/sigkill-loss.json"))
     args = parser.parse_args()
     runs = []
     for interval in (float(x) for x in args.intervals.split(",")):
@@ -42,7 +42,7 @@ def main() -> None:
             f"{min(lost):>4}-{max(lost):<4} (med {statistics.median(lost):>4.0f}) "
             f"{min(window):>6.1f}-{max(window):<6.1f}"
         )
-    args.out.parent.mkdir(exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(runs, indent=2))
 
 

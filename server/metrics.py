@@ -19,7 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from server.limits import LIMIT_NAMES
+from server.limits_config import LIMIT_NAMES
 from server.models_config import ModelRegistry
 from server.usage.row import UsageRow
 

@@ -19,15 +19,13 @@ from server.errors import ConfigError
 from server.limits import (
     Estimate,
     LimitExceeded,
-    Limits,
-    LimitsPolicy,
     PrincipalState,
     SqliteLimiter,
     admit,
-    load_policy,
     seconds_to_midnight,
     settle,
 )
+from server.limits_config import Limits, LimitsPolicy, load_policy
 from server.providers.base import estimate_tokens
 from server.usage.store import open_usage_db
 from tests.harness import Gateway, cli_env, metric_sum
