@@ -44,6 +44,24 @@ def ensure_secret(name: str, path: Path = ENV_FILE, nbytes: int = 48) -> bool:
     return True
 
 
+def set_env_values(path: Path, values: dict[str, str]) -> None:
+    """Set `values` in the env file at `path` (replacing those lines, appending the rest), mode 0600."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    pending = dict(values)
+    for index, line in enumerate(lines):
+        key, sep, _ = line.strip().partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        if sep and key in pending:
+            lines[index] = f"{key}={pending.pop(key)}"
+    lines += [f"{key}={value}" for key, value in pending.items()]
+    # Written beside and renamed over: a crash never leaves .env half-written.
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as env_file:
+        env_file.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
 def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     """The gateway settings, with command-line flags (those not None) on top."""
     from server.settings import Settings

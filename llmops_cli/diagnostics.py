@@ -128,7 +128,8 @@ def token_in_use(settings: Settings, env_file: Path, token: str | None = None) -
     import jwt
     from jwt import exceptions as jwt_errors
 
-    from server.auth import ALGORITHMS
+    from server.auth.api_keys import KEY_PREFIX
+    from server.auth.jwt_tokens import HS256, REQUIRED_CLAIMS
 
     name = "token in use"
     source = "--token"
@@ -139,6 +140,8 @@ def token_in_use(settings: Settings, env_file: Path, token: str | None = None) -
     if not token:
         return skip(name, f"no token in use ({TOKEN_ENV} is not set); --token checks one")
     renew = f"export {TOKEN_ENV}=$(llmops token --sub <you> --ttl 1h)"
+    if token.startswith(KEY_PREFIX):
+        return skip(name, f"{source} holds an API key: `llmops keys list` shows whether it expired")
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt_errors.PyJWTError:
@@ -148,15 +151,22 @@ def token_in_use(settings: Settings, env_file: Path, token: str | None = None) -
         ago = _duration(time.time() - expires)
         return fail(name, f"the token in {source} (sub={subject}) expired {ago} ago", renew)
     try:
-        secret = settings.require_jwt_secret()
+        secrets = [settings.require_jwt_secret()]
+        previous = settings.previous_jwt_secret()
     except Exception:
         return warn(name, f"cannot verify the token in {source}: no usable JWT secret here")
-    try:
-        jwt.decode(token, secret, algorithms=ALGORITHMS, options={"require": ["exp", "sub"]})
-    except jwt_errors.InvalidSignatureError:
+    if previous is not None and previous[1].timestamp() > time.time():
+        secrets.append(previous[0])  # still accepted during a rotation
+    for candidate in secrets:
+        try:
+            jwt.decode(token, candidate, algorithms=[HS256], options={"require": REQUIRED_CLAIMS})
+            break
+        except jwt_errors.InvalidSignatureError:
+            continue
+        except jwt_errors.PyJWTError as exc:
+            return fail(name, f"the token in {source} is refused: {exc}", renew)
+    else:
         return fail(name, f"the token in {source} (sub={subject}) was signed with another JWT_SECRET", renew)
-    except jwt_errors.PyJWTError as exc:
-        return fail(name, f"the token in {source} is refused: {exc}", renew)
     left = _duration(float(expires) - time.time()) if isinstance(expires, int | float) else "?"
     return ok(name, f"{source}: sub={subject}, valid for {left}")
 

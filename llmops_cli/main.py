@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import alerts, doctor, lifecycle, serve, simulate, smoke_test, token, usage
+from llmops_cli.commands import alerts, doctor, keys, lifecycle, serve, simulate, smoke_test, token, usage
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -22,7 +22,8 @@ app.command()(serve.serve)
 app.command()(lifecycle.up)
 app.command()(lifecycle.down)
 app.command()(lifecycle.status)
-app.command()(token.token)
+app.add_typer(token.app, name="token")
+app.add_typer(keys.app, name="keys")
 app.command()(simulate.simulate)
 app.command()(usage.usage)
 app.command()(alerts.alerts)

@@ -14,18 +14,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.auth import Authenticator
+from server.auth import build_authenticator
+from server.auth.auth_db import open_auth_db
 from server.errors import GatewayError
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
 from server.limits import Limits, build_limiter
 from server.metrics import Metrics, multiprocess_metrics_dir
+from server.metrics_server import metrics_server_for
 from server.models_config import load_registry
 from server.providers.base import Provider
 from server.providers.echo import EchoProvider
 from server.providers.ollama import OllamaProvider
 from server.providers.openai import OpenAIProvider
-from server.routes import alerts, health, llm, openai
+from server.routes import admin, alerts, health, llm, openai
 from server.settings import Settings, get_settings
 from server.upstream import UpstreamClient
 from server.usage.store import SqliteUsageStore, open_usage_db
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 
 def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Gateway:
     """Everything the routes need; raises ConfigError or StorageError before anything listens."""
-    authenticator = Authenticator(settings.require_jwt_secret(), settings.jwt_leeway_s)
     registry = load_registry(settings.models_file, settings.models, settings.default_model)
     upstream = UpstreamClient()
     providers: dict[str, Provider] = {
@@ -64,7 +65,16 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         settings.data_dir,
         settings.usage_db_path,
     )
-    return Gateway(settings, registry, providers, store, metrics, authenticator, upstream, limiter=limiter)
+    return Gateway(
+        settings,
+        registry,
+        providers,
+        store,
+        metrics,
+        build_authenticator(settings),
+        upstream,
+        limiter=limiter,
+    )
 
 
 def preflight(settings: Settings) -> None:
@@ -72,6 +82,8 @@ def preflight(settings: Settings) -> None:
     settings.require_jwt_secret()
     load_registry(settings.models_file, settings.models, settings.default_model)
     open_usage_db(settings.usage_db_path).close()
+    settings.previous_jwt_secret()
+    open_auth_db(settings.auth_db_path).close()  # migrated once here, not raced by the workers
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,6 +91,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics_registry = CollectorRegistry(auto_describe=True)
     gateway = build_gateway(settings, metrics_registry)
+    # With several workers the `serve` parent process runs the one /metrics listener.
+    metrics_server = (
+        None
+        if multiprocess_metrics_dir()
+        else metrics_server_for(
+            settings, metrics_registry, gateway.metrics.auth_failures.labels("metrics_token").inc
+        )
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await gateway.upstream.start()
         if gateway.limiter is not None:
             gateway.limiter.start()
+        if metrics_server is not None:
+            metrics_server.start()
         try:
             yield
         finally:
@@ -94,6 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 gateway.limiter.close()
             await gateway.upstream.close()
             gateway.usage_store.close()
+            if metrics_server is not None:
+                metrics_server.close()
+            await gateway.authenticator.aclose()
             if multiprocess_metrics_dir():
                 from prometheus_client import multiprocess
 
@@ -112,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(health.router)
     app.include_router(alerts.router)
+    app.include_router(admin.router)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, error: GatewayError) -> Response:

@@ -8,6 +8,9 @@ them into ``error: ...`` lines and exit codes.
     ├── ConfigError              settings or model config unusable (CLI: exit 1)
     ├── StorageError             usage log cannot be opened or written
     ├── AuthError                401, with WWW-Authenticate: Bearer
+    │   └── AuthUnavailable      503: the credential cannot be checked now (identity provider unreachable)
+    ├── Forbidden                403: a valid principal without the scope the endpoint needs
+    ├── UnknownCredential        no API key or token with that id (CLI: exit 1)
     ├── RequestError             400, the client's request body is wrong
     │   ├── PayloadTooLarge      413
     │   ├── UnknownModel         404, lists the configured models
@@ -57,6 +60,30 @@ class AuthError(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {"WWW-Authenticate": 'Bearer realm="llmops"'}
+
+
+class AuthUnavailable(AuthError):
+    """The credential cannot be verified right now (e.g. the issuer's JWKS is unreachable): retry later."""
+
+    status_code = 503
+    error_type = "auth_unavailable"
+
+    def __init__(self, message: str, reason: str = "jwks_unavailable", retry_after_s: float = 5.0) -> None:
+        super().__init__(message, reason)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after_s + 0.499)))}
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+    error_type = "permission_error"
+
+
+class UnknownCredential(GatewayError):
+    status_code = 404
+    error_type = "not_found"
 
 
 class RequestError(GatewayError):

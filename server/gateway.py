@@ -90,9 +90,9 @@ class Gateway:
 
     # -- auth ---------------------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None) -> Principal:
         try:
-            return self.authenticator.authenticate(authorization)
+            return await self.authenticator.authenticate(authorization)
         except AuthError as exc:
             self.metrics.auth_failures.labels(exc.reason).inc()
             raise
@@ -110,6 +110,7 @@ class Gateway:
             endpoint=endpoint,
             status="cancelled",
             http_status=499,
+            key_id=principal.key_id,
         )
         self.metrics.in_flight.inc()
         return Call(row)

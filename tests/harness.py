@@ -59,14 +59,21 @@ class Gateway:
     """A real `llmops serve` process on 127.0.0.1 with its own data directory."""
 
     def __init__(
-        self, workdir: Path, env: Mapping[str, str] | None = None, secret: str = TEST_SECRET
+        self,
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        secret: str | None = TEST_SECRET,
+        data_dir: Path | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
+        """`secret=None`: JWT_SECRET comes from `workdir/.env`; `data_dir` may be shared by gateways."""
         self.workdir = workdir
-        self.data_dir = workdir / "data"
+        self.data_dir = data_dir or workdir / "data"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.secret = secret
-        self.env = {"JWT_SECRET": secret, **(env or {})}
+        self.secret = secret or ""
+        self.env = {**({"JWT_SECRET": secret} if secret is not None else {}), **(env or {})}
+        self.extra_args = extra_args
         self.log_path = workdir / "gateway.out"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -83,6 +90,7 @@ class Gateway:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                *self.extra_args,
             ],
             cwd=self.workdir,
             env=cli_env(self.env),
@@ -161,9 +169,13 @@ class Gateway:
         self.row_for(rid)
         return len(self.rows())
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every sample on /metrics, keyed by (name, sorted labels)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+    def metrics(
+        self, url: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample on /metrics (or `url`), keyed by (name, sorted labels)."""
+        response = httpx.get(url or f"{self.url}/metrics", headers=headers, timeout=5)
+        response.raise_for_status()
+        text = response.text
         return {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text)

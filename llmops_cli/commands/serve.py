@@ -75,6 +75,17 @@ def serve(
         }
     )
     import uvicorn
+    from prometheus_client import CollectorRegistry
 
+    from server.metrics_server import metrics_server_for
+
+    # A separate /metrics listener (LLMOPS_METRICS_PORT) runs once, here, not in every worker.
+    metrics_server = metrics_server_for(settings, CollectorRegistry())
+    if metrics_server is not None:
+        metrics_server.start()
     note(f"llmops gateway on {where}, {workers} workers; Ctrl-C stops it")
-    uvicorn.run("server.asgi:app_from_environment", factory=True, workers=workers, **uvicorn_options)  # type: ignore[arg-type]
+    try:
+        uvicorn.run("server.asgi:app_from_environment", factory=True, workers=workers, **uvicorn_options)  # type: ignore[arg-type]
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from server.alerts import parse_webhook, record_alerts
+from server.auth import bearer_matches
 from server.errors import AuthError, GatewayError
 from server.gateway import Gateway
 from server.http import json_response, read_json_object
@@ -28,8 +28,7 @@ async def alerts_webhook(request: Request) -> Response:
     expected = gateway.settings.alerts_webhook_token
     if expected is None:
         raise WebhookDisabled("the alerts webhook is off: set LLMOPS_ALERTS_WEBHOOK_TOKEN (llmops up does)")
-    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), expected.get_secret_value()):
+    if not bearer_matches(request.headers.get("authorization"), expected.get_secret_value()):
         gateway.metrics.auth_failures.labels("webhook").inc()
         raise AuthError("the alerts webhook needs its own bearer token", reason="webhook")
     rows = parse_webhook(await read_json_object(request, gateway.settings.max_body_bytes))

@@ -25,7 +25,7 @@ async def serve_llm_call(request: Request, endpoint: str, answer: Answerer) -> R
     A stream's row is closed by the stream itself when it ends (see server/routes/openai.py).
     """
     gateway: Gateway = request.app.state.gateway
-    principal = gateway.authenticate(request.headers.get("authorization"))
+    principal = await gateway.authenticate(request.headers.get("authorization"))
     rid = request_id(request)
     call = gateway.start_call(rid, principal, request.headers.get("x-user-id"), endpoint)
     streaming = False

@@ -239,7 +239,7 @@ async def chat_completions(request: Request) -> Response:
 )
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
-    gateway.authenticate(request.headers.get("authorization"))
+    await gateway.authenticate(request.headers.get("authorization"))
     return json_response(
         {
             "object": "list",

@@ -91,18 +91,24 @@ COLUMNS = [
 ]
 
 
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations `conn` has not seen yet, each in its own transaction; returns their names.
+def migrate(conn: sqlite3.Connection, migrations: list[tuple[str, str]] = MIGRATIONS) -> list[str]:
+    """Apply the `migrations` `conn` has not seen yet, each in its own transaction; returns their names.
+
+    The usage log's by default; `<data>/auth.db` passes its own list.
 
     `conn` must be in autocommit mode (isolation_level=None) so BEGIN/COMMIT here are the real ones.
     """
     conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     applied = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
     done: list[str] = []
-    for name, sql in MIGRATIONS:
+    for name, sql in migrations:
         if name in applied:
             continue
         conn.execute("BEGIN IMMEDIATE")
+        if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+            # Another process (a second worker, the CLI) applied it while this one waited for the lock.
+            conn.execute("ROLLBACK")
+            continue
         try:
             for statement in filter(str.strip, sql.split(";")):
                 conn.execute(statement)
