@@ -135,6 +135,12 @@ def test_expired_token_in_use(tmp_path: Path) -> None:
     )
     assert forged not in output
 
+    _, checks, _ = doctor(tmp_path, "--token", "llmops_sk_" + "k" * 40)
+    assert checks["token in use"][:2] == (
+        "skip",
+        "--token holds an API key: `llmops keys list` shows whether it expired",
+    )
+
     code, checks, _ = doctor(tmp_path, "--token", valid)
     assert (
         checks["token in use"][0] == "ok" and "--token: sub=alice, valid for 59m" in checks["token in use"][1]
