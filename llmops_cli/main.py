@@ -7,7 +7,22 @@ from __future__ import annotations
 
 import typer
 
-from llmops_cli.commands import alerts, doctor, keys, lifecycle, serve, simulate, smoke_test, token, usage
+from llmops_cli.commands import (
+    alerts,
+    clean,
+    doctor,
+    keys,
+    lifecycle,
+    logs,
+    nuke,
+    reset,
+    serve,
+    shell,
+    simulate,
+    smoke_test,
+    token,
+    usage,
+)
 from llmops_cli.console import debug_enabled, print_error
 
 app = typer.Typer(
@@ -27,6 +42,11 @@ app.add_typer(keys.app, name="keys")
 app.command()(simulate.simulate)
 app.command()(usage.usage)
 app.command()(alerts.alerts)
+app.command()(logs.logs)
+app.command()(shell.shell)
+app.command()(reset.reset)
+app.command()(nuke.nuke)
+app.command()(clean.clean)
 app.command("smoke-test")(smoke_test.smoke_test)
 app.command()(doctor.doctor)
 
@@ -51,5 +71,6 @@ def _describe(exc: Exception) -> str:
         return f"invalid setting: {problems}"
     message = getattr(exc, "message", None) or str(exc)
     from server.errors import GatewayError
+    from stack.errors import StackError
 
-    return message if isinstance(exc, GatewayError) else f"{type(exc).__name__}: {message}"
+    return message if isinstance(exc, GatewayError | StackError) else f"{type(exc).__name__}: {message}"

@@ -29,9 +29,11 @@ def free_port() -> int:
 
 
 def cli_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a CLI or gateway process: no inherited llmops settings."""
+    """The environment for a CLI or gateway process: no inherited llmops settings, and no Docker stack
+    unless the test asks for one (LLMOPS_STACK=on with an isolated project, see test_stack_cli.py)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_") and k != "JWT_SECRET"}
     env["PYTHONPATH"] = str(REPO)
+    env["LLMOPS_STACK"] = "off"
     env.update(extra or {})
     return env
 

@@ -1,4 +1,4 @@
-"""`llmops up`, `llmops down`, `llmops status`: the gateway in the background (and, later, the stack)."""
+"""`llmops up`, `llmops down`, `llmops status`: the gateway in the background, and the Docker stack."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ def up(
     port: Port = None,
     data_dir: DataDir = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for readiness.")] = 30.0,
+    stack: Annotated[
+        bool, typer.Option("--stack/--no-stack", help="Also run Prometheus, Alertmanager, Grafana in Docker.")
+    ] = True,
 ) -> None:
-    """Start the gateway in the background; does nothing when it is already up."""
+    """Start the gateway in the background, then the Docker stack; changes only what is not up yet."""
     from llmops_cli.config import ensure_secret, load_settings
     from llmops_cli.gateway_process import GatewayProcessError, read_state, start, url_for
+    from llmops_cli.stack_control import print_urls, stack_enabled, stack_up
 
     ensure_secret("JWT_SECRET")
     ensure_secret("LLMOPS_ALERTS_WEBHOOK_TOKEN")
@@ -40,17 +44,23 @@ def up(
         except GatewayProcessError as exc:
             fail(str(exc), hint=exc.hint)
         note(f"gateway started (pid {state.pid}), log: {settings.data_dir / 'gateway.log'}")
-    out.print(url)
+    if stack and stack_enabled():
+        print_urls(url, stack_up(settings))
+    else:
+        out.print(url)
 
 
 def down(data_dir: DataDir = None) -> None:
-    """Stop the gateway (in-flight calls finish and the usage log is flushed); keeps all data."""
+    """Stop the gateway (in-flight calls finish, the usage log is flushed) and the stack; keeps all data."""
     from llmops_cli.config import load_settings
     from llmops_cli.gateway_process import stop
+    from llmops_cli.stack_control import stack_down, stack_enabled
 
     settings = load_settings(data_dir)
     pid = stop(settings.data_dir)
     note(f"gateway stopped (pid {pid})" if pid else "gateway was not running")
+    if stack_enabled():
+        stack_down(data_dir)
 
 
 def status(data_dir: DataDir = None) -> None:
@@ -59,6 +69,7 @@ def status(data_dir: DataDir = None) -> None:
 
     from llmops_cli.config import load_settings
     from llmops_cli.gateway_process import read_state
+    from llmops_cli.stack_control import add_status_rows, stack_enabled, stack_status
 
     settings = load_settings(data_dir)
     state = read_state(settings.data_dir)
@@ -72,6 +83,8 @@ def status(data_dir: DataDir = None) -> None:
         )
     else:
         table.add_row("gateway", "[dim]stopped[/]", "-", "-")
+    stack_rows = stack_status(data_dir) if stack_enabled() else None
+    add_status_rows(table, stack_rows or [])
     out.print(table)
     firing = _firing_alerts(settings.usage_db_path)
     if firing:

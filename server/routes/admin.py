@@ -49,3 +49,17 @@ async def admin_usage(request: Request) -> Response:
     where = UsageFilter(user=request.query_params.get("user"), model=request.query_params.get("model"))
     rows = await asyncio.to_thread(_recent_rows, gateway.settings.usage_db_path, int(raw_last), where)
     return json_response({"data": rows})
+
+
+@router.post(
+    "/admin/usage/clear",
+    summary="Empty the usage log through the gateway's own writer (admin scope)",
+    responses={401: {"description": "Missing or invalid bearer token."}, 403: {"description": "Not admin."}},
+)
+async def admin_usage_clear(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    principal = await gateway.authenticate(request.headers.get("authorization"))
+    if not principal.is_admin:
+        raise Forbidden(f"emptying the usage log needs the {ADMIN_SCOPE} scope")
+    deleted = await asyncio.to_thread(gateway.usage_store.clear)
+    return json_response({"deleted": deleted})

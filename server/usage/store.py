@@ -30,11 +30,20 @@ _INSERT = f"INSERT INTO usage_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?'
 _STOP = object()
 
 
+class _Clear:
+    """A request, queued behind every row recorded before it, to empty the log."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.deleted = 0
+
+
 class UsageStore(Protocol):
     """What the gateway needs from a usage log; PostgreSQL can slot in behind the same calls."""
 
     def start(self) -> None: ...
     def record(self, row: UsageRow) -> None: ...
+    def clear(self, timeout_s: float = 30.0) -> int: ...
     def close(self, timeout_s: float = 30.0) -> None: ...
     @property
     def healthy(self) -> bool: ...
@@ -101,6 +110,17 @@ class SqliteUsageStore:
     def record(self, row: UsageRow) -> None:
         self._queue.put(row)
 
+    def clear(self, timeout_s: float = 30.0) -> int:
+        """Empty `usage_logs` in the writer's own order (rows queued before it are written, then deleted).
+
+        Blocking: call it from a thread. Returns the number of rows deleted.
+        """
+        request = _Clear()
+        self._queue.put(request)
+        if not request.done.wait(timeout_s):
+            raise StorageError("the usage log writer did not empty the log in time")
+        return request.deleted
+
     def close(self, timeout_s: float = 30.0) -> None:
         """Write every queued row, then stop the writer."""
         if not self._thread.is_alive():
@@ -114,6 +134,9 @@ class SqliteUsageStore:
         stopping = False
         while not stopping:
             first = self._queue.get()
+            if isinstance(first, _Clear):
+                self._clear(first)
+                continue
             stopping = first is _STOP
             batch: list[UsageRow] = [] if stopping else [first]  # type: ignore[list-item]
             # Gather what arrives within the flush interval; when stopping, everything queued.
@@ -132,10 +155,23 @@ class SqliteUsageStore:
                     break
                 if item is _STOP:
                     stopping = True
+                elif isinstance(item, _Clear):
+                    if batch:
+                        self._write_with_retry(batch)
+                        batch = []
+                    self._clear(item)
                 else:
                     batch.append(item)  # type: ignore[arg-type]
             if batch:
                 self._write_with_retry(batch)
+
+    def _clear(self, request: _Clear) -> None:
+        try:
+            request.deleted = self._conn.execute("DELETE FROM usage_logs").rowcount
+        except sqlite3.Error as exc:
+            log.error("could not empty the usage log: %s", exc)
+        finally:
+            request.done.set()
 
     def _write_with_retry(self, batch: list[UsageRow]) -> None:
         delay = 0.05
