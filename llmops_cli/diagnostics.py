@@ -306,6 +306,8 @@ def _ancestors(pid: int) -> set[int]:
 
 def llmops_containers() -> tuple[set[int], set[int]]:
     """Main pids and published host ports of containers labelled as llmops's (empty without Docker)."""
+    from stack.engine import PROJECT_LABEL
+
     pids: set[int] = set()
     ports: set[int] = set()
     try:
@@ -313,7 +315,7 @@ def llmops_containers() -> tuple[set[int], set[int]]:
 
         client = docker.from_env(timeout=3)
         try:
-            for container in client.containers.list(filters={"label": "io.llmops.project"}):
+            for container in client.containers.list(filters={"label": PROJECT_LABEL}):
                 pid = container.attrs.get("State", {}).get("Pid")
                 if pid:
                     pids.add(int(pid))

@@ -20,28 +20,13 @@ Host = Annotated[str | None, typer.Option("--host", help="Address to listen on. 
 Port = Annotated[int | None, typer.Option("--port", help="Port to listen on. [default: 8000]")]
 Url = Annotated[str | None, typer.Option("--url", help="Gateway URL. [default: from settings]")]
 
-DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
-DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
-DEFAULT_GRAFANA_URL = "http://127.0.0.1:3000"
+# The stack's URLs default to what its settings say (LLMOPS_PROMETHEUS_PORT, LLMOPS_BIND_ADDRESS ...).
 PrometheusUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--prometheus-url",
-        envvar="LLMOPS_PROMETHEUS_URL",
-        help=f"Prometheus. [default: {DEFAULT_PROMETHEUS_URL}]",
-    ),
+    str | None, typer.Option("--prometheus-url", help="Prometheus. [default: from the stack settings]")
 ]
 AlertmanagerUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--alertmanager-url",
-        envvar="LLMOPS_ALERTMANAGER_URL",
-        help=f"Alertmanager. [default: {DEFAULT_ALERTMANAGER_URL}]",
-    ),
+    str | None, typer.Option("--alertmanager-url", help="Alertmanager. [default: from the stack settings]")
 ]
 GrafanaUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--grafana-url", envvar="LLMOPS_GRAFANA_URL", help=f"Grafana. [default: {DEFAULT_GRAFANA_URL}]"
-    ),
+    str | None, typer.Option("--grafana-url", help="Grafana. [default: from the stack settings]")
 ]

@@ -10,7 +10,7 @@ from tests.printed_checklist import checklist
 
 
 def smoke_test(
-    gw: Gateway, *args: str, secret: str | None = None
+    gw: Gateway, *args: str, secret: str | None = None, env: dict[str, str] | None = None
 ) -> tuple[int, dict[str, tuple[str, str, str | None]], str]:
     options = {
         "--url": gw.url,
@@ -21,7 +21,9 @@ def smoke_test(
     for flag, value in zip(args[::2], args[1::2], strict=False):
         options[flag] = value
     flags = [item for pair in options.items() for item in pair]
-    result = run_cli("smoke-test", *flags, cwd=gw.workdir, env={"JWT_SECRET": secret or gw.secret})
+    result = run_cli(
+        "smoke-test", *flags, cwd=gw.workdir, env={"JWT_SECRET": secret or gw.secret, **(env or {})}
+    )
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, checklist(result.stdout), result.stdout
 
@@ -98,3 +100,16 @@ def test_each_failure_exits_1(tmp_path: Path) -> None:
     assert code == 1
     assert checks["gateway reachable"][0] == "fail"
     assert checks["gateway reachable"][2] == "start it with `llmops up`, or point --url at it"
+
+
+def test_reads_metrics_behind_their_token(tmp_path: Path) -> None:
+    token = "metrics-token-" + "m" * 40
+    gw = Gateway(tmp_path / "gw", env={"LLMOPS_METRICS_TOKEN": token}).start()
+    try:
+        code, checks, output = smoke_test(gw, env={"LLMOPS_METRICS_TOKEN": token})
+        assert code == 0, output
+        assert checks["metric rose (/llm)"][0] == "ok"
+        code, checks, _ = smoke_test(gw)  # without the token /metrics refuses: the rise cannot be seen
+        assert code == 1 and checks["metric rose (/llm)"][0] == "fail"
+    finally:
+        gw.stop()

@@ -33,14 +33,22 @@ def smoke_test(
     from llmops_cli.checklist import print_checklist
     from llmops_cli.config import load_settings
     from llmops_cli.gateway_process import url_for
-    from llmops_cli.options import DEFAULT_PROMETHEUS_URL
+    from llmops_cli.stack_settings import StackSettings
 
     settings = load_settings(data_dir)
     base_url = (url or url_for(settings.host, settings.port)).rstrip("/")
+    # /metrics may have a listener of its own (LLMOPS_METRICS_PORT) and a bearer (LLMOPS_METRICS_TOKEN).
+    metrics_url = url_for(settings.metrics_host, settings.metrics_port) if settings.metrics_port else base_url
+    metrics_headers = (
+        {"Authorization": f"Bearer {settings.metrics_token.get_secret_value()}"}
+        if settings.metrics_token
+        else {}
+    )
     checks = run_smoke_test(
         base_url,
+        (metrics_url, metrics_headers),
         settings.usage_db_path,
-        (prometheus_url or DEFAULT_PROMETHEUS_URL).rstrip("/"),
+        (prometheus_url or StackSettings().to_config(settings).url("prometheus")).rstrip("/"),
         model,
         timeout,
         settings.require_jwt_secret,
@@ -52,6 +60,7 @@ def smoke_test(
 
 def run_smoke_test(
     base_url: str,
+    metrics: tuple[str, dict[str, str]],
     usage_db: Path,
     prometheus_url: str,
     model: str | None,
@@ -91,7 +100,7 @@ def run_smoke_test(
         checks.append(ok("token minted", f"sub={SMOKE_PRINCIPAL}, 5 minutes"))
         client.headers["Authorization"] = f"Bearer {token}"
 
-        before = _requests_ok(client)
+        before = _requests_ok(*metrics)
         calls = [
             _call(client, "/llm", {"prompt": "llmops smoke test", **({"model": model} if model else {})}),
             _call(
@@ -105,7 +114,7 @@ def run_smoke_test(
         ]
         checks += [check for check, _ in calls]
         answered = [(endpoint, answer) for (check, (endpoint, answer)) in calls if not check.failed]
-        after = _requests_ok(client)
+        after = _requests_ok(*metrics)
         for endpoint, _ in answered:
             rise = after.get(endpoint, 0) - before.get(endpoint, 0)
             checks.append(
@@ -119,7 +128,7 @@ def run_smoke_test(
             )
         for endpoint, answer in answered:
             checks.append(_row_check(usage_db, endpoint, answer, timeout))
-    checks += _prometheus_checks(prometheus_url, base_url, timeout)
+    checks += _prometheus_checks(prometheus_url, metrics[0], timeout)
     return checks
 
 
@@ -153,12 +162,16 @@ def _call(
     return ok(name, detail), (endpoint, expected)
 
 
-def _requests_ok(client: httpx.Client) -> dict[str, float]:
-    """llmops_requests_total{status="ok"} per endpoint, from the gateway's /metrics."""
+def _requests_ok(metrics_url: str, headers: dict[str, str]) -> dict[str, float]:
+    """llmops_requests_total{status="ok"} per endpoint, from the gateway's /metrics (empty if refused)."""
+    import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
     totals: dict[str, float] = {}
-    text = client.get("/metrics").text
+    response = httpx.get(f"{metrics_url}/metrics", headers=headers, timeout=10)
+    if response.status_code != 200:
+        return totals
+    text = response.text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "llmops_requests_total" and sample.labels.get("status") == "ok":
