@@ -35,6 +35,8 @@ ECHO_PRICED = {
     "models": [
         {"name": "echo", "provider": "echo", "input_price_per_mtok": 0.5, "output_price_per_mtok": 1.5},
         {"name": "broken", "provider": "echo", "failure_rate": 1.0, "retries": 0},
+        # Holds its reservation long enough for a whole burst to arrive before any call settles.
+        {"name": "held", "provider": "echo", "latency_ms": 400},
     ],
 }
 
@@ -227,7 +229,7 @@ def test_tokens_per_minute_settle_to_real_usage(tmp_path: Path) -> None:
     try:
         body = {"prompt": "x y", "max_tokens": 40}
         assert estimate_tokens("x y") + 40 == 41  # so two fit in 100, three do not
-        responses = asyncio.run(burst(gw.url, gw.headers("tpm-user"), [body] * 10))
+        responses = asyncio.run(burst(gw.url, gw.headers("tpm-user"), [{**body, "model": "held"}] * 10))
         assert Counter(r.status_code for r in responses) == {200: 2, 429: 8}
         for response in responses:
             if response.status_code == 429:
@@ -355,9 +357,9 @@ def test_chat_completions_plain_and_streamed_share_the_limits(tmp_path: Path) ->
         },
     ).start()
 
-    def chat(stream: bool, max_tokens: int = 5) -> dict[str, object]:
+    def chat(stream: bool, max_tokens: int = 5, model: str = "echo") -> dict[str, object]:
         return {
-            "model": "echo",
+            "model": model,
             "messages": [{"role": "user", "content": "x y"}],
             "stream": stream,
             "max_tokens": max_tokens,
@@ -389,7 +391,7 @@ def test_chat_completions_plain_and_streamed_share_the_limits(tmp_path: Path) ->
         assert all(r["endpoint"] == "/v1/chat/completions" for r in rows)
 
         # Streamed calls settle to their real usage too: each reserves 41 tokens and uses 4.
-        streamed = asyncio.run(mixed_burst("tpm-user", [chat(True, 40)] * 5))
+        streamed = asyncio.run(mixed_burst("tpm-user", [chat(True, 40, "held")] * 5))
         assert Counter(r.status_code for r in streamed) == {200: 2, 429: 3}
         with httpx.Client(base_url=gw.url, headers=gw.headers("tpm-user"), timeout=30) as client:
             for _ in range(4):
