@@ -13,10 +13,12 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from server.auth import build_authenticator
 from server.auth.auth_db import open_auth_db
 from server.errors import GatewayError
+from server.fast_path import FastPath
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
 from server.limits import Limits, build_limiter
@@ -86,8 +88,8 @@ def preflight(settings: Settings) -> None:
     open_auth_db(settings.auth_db_path).close()  # migrated once here, not raced by the workers
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI app for `settings` (the process's settings when None)."""
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The gateway for `settings` (the process's settings when None): the FastAPI app behind the fast path."""
     settings = settings or get_settings()
     metrics_registry = CollectorRegistry(auto_describe=True)
     gateway = build_gateway(settings, metrics_registry)
@@ -132,7 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gateway = gateway
     app.state.metrics_registry = metrics_registry
-    app.add_middleware(RequestIdMiddleware)
     app.include_router(llm.router)
     app.include_router(openai.router)
     app.include_router(health.router)
@@ -150,4 +151,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"error": {"type": kind, "message": str(exc.detail)}}, exc.status_code, exc.headers
         )
 
-    return app
+    hot_routes = {("POST", "/llm"): llm.llm, ("POST", "/v1/chat/completions"): openai.chat_completions}
+    return RequestIdMiddleware(FastPath(app, hot_routes))
