@@ -10,6 +10,7 @@ import typer
 from llmops_cli.commands import (
     alerts,
     clean,
+    doctor,
     keys,
     lifecycle,
     logs,
@@ -18,6 +19,7 @@ from llmops_cli.commands import (
     serve,
     shell,
     simulate,
+    smoke_test,
     token,
     usage,
 )
@@ -45,6 +47,8 @@ app.command()(shell.shell)
 app.command()(reset.reset)
 app.command()(nuke.nuke)
 app.command()(clean.clean)
+app.command("smoke-test")(smoke_test.smoke_test)
+app.command()(doctor.doctor)
 
 
 def run() -> None:

@@ -19,3 +19,14 @@ DataDir = Annotated[
 Host = Annotated[str | None, typer.Option("--host", help="Address to listen on. [default: 127.0.0.1]")]
 Port = Annotated[int | None, typer.Option("--port", help="Port to listen on. [default: 8000]")]
 Url = Annotated[str | None, typer.Option("--url", help="Gateway URL. [default: from settings]")]
+
+# The stack's URLs default to what its settings say (LLMOPS_PROMETHEUS_PORT, LLMOPS_BIND_ADDRESS ...).
+PrometheusUrl = Annotated[
+    str | None, typer.Option("--prometheus-url", help="Prometheus. [default: from the stack settings]")
+]
+AlertmanagerUrl = Annotated[
+    str | None, typer.Option("--alertmanager-url", help="Alertmanager. [default: from the stack settings]")
+]
+GrafanaUrl = Annotated[
+    str | None, typer.Option("--grafana-url", help="Grafana. [default: from the stack settings]")
+]

@@ -13,12 +13,15 @@ from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from server.auth import build_authenticator
 from server.auth.auth_db import open_auth_db
 from server.errors import GatewayError
+from server.fast_path import FastPath
 from server.gateway import Gateway, request_log_writer
 from server.http import RequestIdMiddleware, error_response, json_response
+from server.limits import Limits, build_limiter
 from server.metrics import Metrics, multiprocess_metrics_dir
 from server.metrics_server import metrics_server_for
 from server.models_config import load_registry
@@ -53,7 +56,27 @@ def build_gateway(settings: Settings, metrics_registry: CollectorRegistry) -> Ga
         else None,
         on_write_error=lambda _exc: metrics.usage_write_errors.inc(),
     )
-    return Gateway(settings, registry, providers, store, metrics, build_authenticator(settings), upstream)
+    limiter = build_limiter(
+        Limits(
+            rpm=settings.limit_rpm,
+            tpm=settings.limit_tpm,
+            daily_tokens=settings.budget_daily_tokens,
+            daily_usd=settings.budget_daily_usd,
+        ),
+        settings.limits_file,
+        settings.data_dir,
+        settings.usage_db_path,
+    )
+    return Gateway(
+        settings,
+        registry,
+        providers,
+        store,
+        metrics,
+        build_authenticator(settings),
+        upstream,
+        limiter=limiter,
+    )
 
 
 def preflight(settings: Settings) -> None:
@@ -65,8 +88,8 @@ def preflight(settings: Settings) -> None:
     open_auth_db(settings.auth_db_path).close()  # migrated once here, not raced by the workers
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The FastAPI app for `settings` (the process's settings when None)."""
+def create_app(settings: Settings | None = None) -> ASGIApp:
+    """The gateway for `settings` (the process's settings when None): the FastAPI app behind the fast path."""
     settings = settings or get_settings()
     metrics_registry = CollectorRegistry(auto_describe=True)
     gateway = build_gateway(settings, metrics_registry)
@@ -83,12 +106,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.usage_store.start()
         await gateway.upstream.start()
+        if gateway.limiter is not None:
+            gateway.limiter.start()
         if metrics_server is not None:
             metrics_server.start()
         try:
             yield
         finally:
             # In-flight calls have finished by now (uvicorn drains them first): flush every row.
+            if gateway.limiter is not None:
+                gateway.limiter.close()
             await gateway.upstream.close()
             gateway.usage_store.close()
             if metrics_server is not None:
@@ -107,7 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.gateway = gateway
     app.state.metrics_registry = metrics_registry
-    app.add_middleware(RequestIdMiddleware)
     app.include_router(llm.router)
     app.include_router(openai.router)
     app.include_router(health.router)
@@ -125,4 +151,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"error": {"type": kind, "message": str(exc.detail)}}, exc.status_code, exc.headers
         )
 
-    return app
+    hot_routes = {("POST", "/llm"): llm.llm, ("POST", "/v1/chat/completions"): openai.chat_completions}
+    return RequestIdMiddleware(FastPath(app, hot_routes))

@@ -19,9 +19,10 @@ import orjson
 from server.auth import Authenticator, Principal
 from server.dispatch import Answer, OpenStream, complete_with_fallbacks, open_stream_with_fallbacks
 from server.errors import AuthError, GatewayError, UnknownModel, UpstreamError
+from server.limits import Estimate, Limiter, LimitExceeded, Reservation
 from server.metrics import Metrics
 from server.models_config import ModelConfig, ModelRegistry
-from server.providers.base import ChatRequest, Provider, Usage, prompt_text
+from server.providers.base import ChatRequest, Provider, Usage, estimate_tokens, prompt_text
 from server.settings import Settings
 from server.upstream import UpstreamClient
 from server.usage.row import UsageRow, utc_now_iso
@@ -51,13 +52,14 @@ def cost_usd(model: ModelConfig, usage: Usage) -> float | None:
 class Call:
     """One authenticated call in progress: its row, and when it started."""
 
-    __slots__ = ("error_type", "finished", "row", "started")
+    __slots__ = ("error_type", "finished", "reservation", "row", "started")
 
     def __init__(self, row: UsageRow) -> None:
         self.row = row
         self.started = time.perf_counter()
         self.error_type = ""
         self.finished = False
+        self.reservation: Reservation | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -75,6 +77,7 @@ class Gateway:
         metrics: Metrics,
         authenticator: Authenticator,
         upstream: UpstreamClient,
+        limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -83,6 +86,7 @@ class Gateway:
         self.metrics = metrics
         self.authenticator = authenticator
         self.upstream = upstream
+        self.limiter = limiter  # None: nobody has limits, calls skip them
 
     # -- auth ---------------------------------------------------------------------------------
 
@@ -125,6 +129,7 @@ class Gateway:
         """Run the call down `model`'s chain and put what answered, and its usage, on the row."""
         row = call.row
         row.prompt = self._stored_text(prompt_text(request.messages))
+        await self.reserve(call, model, request)
         answer = await complete_with_fallbacks(
             self.registry.chain(model.name), self.providers, request, self._count_failed_attempt
         )
@@ -137,6 +142,7 @@ class Gateway:
         """Open a stream down `model`'s chain; the caller drives it and accounts at its end."""
         call.row.prompt = self._stored_text(prompt_text(request.messages))
         call.row.stream = True
+        await self.reserve(call, model, request)
         opened = await open_stream_with_fallbacks(
             self.registry.chain(model.name), self.providers, request, self._count_failed_attempt
         )
@@ -146,6 +152,26 @@ class Gateway:
 
     def store_response(self, call: Call, text: str) -> None:
         call.row.response = self._stored_text(text)
+
+    # -- limits (server/limits.py): reserve before going upstream, settle in finish_call ------------
+
+    async def reserve(self, call: Call, model: ModelConfig, request: ChatRequest) -> None:
+        """Hold the call's estimate on its principal's limits; LimitExceeded (429) when over one."""
+        if self.limiter is None:
+            return
+        try:
+            call.reservation = await self.limiter.reserve(call.row.user, self.estimate(model, request))
+        except LimitExceeded as exc:
+            self.metrics.rate_limited.labels(exc.limit).inc()
+            raise
+
+    def estimate(self, model: ModelConfig, request: ChatRequest) -> Estimate:
+        """The most a call may use: its prompt (estimated) plus max_tokens, priced at its chain's dearest."""
+        chain = self.registry.chain(model.name)
+        prompt = estimate_tokens(prompt_text(request.messages))
+        completion = request.max_tokens or max(m.max_output_tokens for m in chain)
+        costs = [cost_usd(m, Usage(prompt, completion)) for m in chain]
+        return Estimate(prompt + completion, max((c for c in costs if c is not None), default=0.0))
 
     def account(self, call: Call, answered: ModelConfig, usage: Usage) -> None:
         """Put the answering model and its exact usage and cost on the row."""
@@ -178,6 +204,8 @@ class Gateway:
         self.metrics.in_flight.dec()
         self.metrics.record_call(row, call.error_type)
         self.usage_store.record(row)
+        if call.reservation is not None and self.limiter is not None:
+            self.limiter.settle(call.reservation, row.tokens, row.cost_usd)
 
     def _count_failed_attempt(self, model: ModelConfig, error: UpstreamError) -> None:
         self.metrics.upstream_errors.labels(self.metrics.model_label(model.name), error.reason).inc()

@@ -19,6 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from server.limits_config import LIMIT_NAMES
 from server.models_config import ModelRegistry
 from server.usage.row import UsageRow
 
@@ -155,6 +156,12 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
+        self.rate_limited = Counter(
+            "llmops_rate_limited",
+            "Calls refused by a principal's limit (429); each leaves a rejected row.",
+            ["limit"],
+            registry=registry,
+        )
         self.usage_write_errors = Counter(
             "llmops_usage_write_errors",
             "Failed usage-log writes (the rows are kept and retried).",
@@ -213,6 +220,8 @@ class Metrics:
             if not self._model_registry.models[model].has_price:
                 self.cost_unknown.labels(model)
         self.usage_write_errors.inc(0)
+        for limit in LIMIT_NAMES:
+            self.rate_limited.labels(limit)
 
     def user_label(self, user: str) -> str:
         """The user's own label while fewer than `max_users` are known, "other" after."""

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     metrics_max_users: int = Field(default=50, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # Per-principal limits and daily budgets (0 or unset: unlimited); a limits file overrides them per
+    # principal. See server/limits.py.
+    limit_rpm: int | None = Field(default=None, ge=0)
+    limit_tpm: int | None = Field(default=None, ge=0)
+    budget_daily_tokens: int | None = Field(default=None, ge=0)
+    budget_daily_usd: float | None = Field(default=None, ge=0)
+    limits_file: Path | None = None
+
     @field_validator("oidc_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: object) -> object:

@@ -21,6 +21,8 @@ import pytest
 from stack.config import StackConfig
 from tests.harness import Gateway
 
+pytest_plugins = ["tests.mounts"]  # the `mounts` fixture
+
 SESSION_PROJECT = f"llmops-test-{uuid.uuid4().hex[:8]}"
 """Prefix of the project label of every stack this test session creates."""
 

@@ -74,5 +74,5 @@ def test_webhook_records_firing_then_resolved(tmp_path: Path) -> None:
 
 def test_webhook_is_off_without_its_token(gateway: Gateway) -> None:
     response = httpx.post(f"{gateway.url}/alerts/webhook", json=payload("firing"))
-    assert response.status_code == 503
+    assert response.status_code == 404
     assert "LLMOPS_ALERTS_WEBHOOK_TOKEN" in response.json()["error"]["message"]

@@ -43,6 +43,12 @@ def upstream_headers(model: ModelConfig) -> dict[str, str]:
     return headers
 
 
+def redacted(model: ModelConfig, text: str) -> str:
+    """`text` without the model's API key: some upstreams echo the key they were sent in their errors."""
+    key = os.environ.get(model.api_key_env) if model.api_key_env else None
+    return text.replace(key, "[redacted]") if key else text
+
+
 async def post(
     client: UpstreamClient, model: ModelConfig, url: str, body: dict[str, Any]
 ) -> aiohttp.ClientResponse:
@@ -66,7 +72,10 @@ async def raise_for_status(model: ModelConfig, response: aiohttp.ClientResponse)
         body = await response.read()
         response.release()
         raise error_for_status(
-            model.provider, response.status, upstream_error_detail(body), response.headers.get("Retry-After")
+            model.provider,
+            response.status,
+            redacted(model, upstream_error_detail(body)),
+            response.headers.get("Retry-After"),
         )
 
 
@@ -142,7 +151,8 @@ class OpenAIProvider:
                     return
                 chunk = orjson.loads(data)
                 if "error" in chunk:
-                    raise UpstreamUnavailable(f"{model.name}: upstream stream error: {chunk['error']}")
+                    error = redacted(model, str(chunk["error"]))
+                    raise UpstreamUnavailable(f"{model.name}: upstream stream error: {error}")
                 choices = chunk.get("choices") or []
                 choice = choices[0] if choices else {}
                 usage = chunk.get("usage")

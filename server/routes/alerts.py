@@ -18,11 +18,36 @@ router = APIRouter()
 
 
 class WebhookDisabled(GatewayError):
-    status_code = 503
-    error_type = "webhook_disabled"
+    """The webhook is off (no token configured): as if the route did not exist."""
+
+    status_code = 404
+    error_type = "not_found"
 
 
-@router.post("/alerts/webhook", summary="Receive alerts from Alertmanager (webhook receiver)")
+@router.post(
+    "/alerts/webhook",
+    summary="Receive alerts from Alertmanager (webhook receiver)",
+    responses={
+        400: {"description": "Not an Alertmanager webhook payload."},
+        401: {"description": "Missing or wrong webhook bearer."},
+        404: {"description": "The webhook is off (LLMOPS_ALERTS_WEBHOOK_TOKEN unset)."},
+        413: {"description": "Body too large."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["alerts"],
+                        "properties": {"alerts": {"type": "array", "items": {"type": "object"}}},
+                    }
+                }
+            },
+        }
+    },
+)
 async def alerts_webhook(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     expected = gateway.settings.alerts_webhook_token

@@ -105,3 +105,10 @@ def usage_summary(conn: sqlite3.Connection, where: UsageFilter) -> list[dict[str
         group["p95_latency_ms"] = percentile(sorted(latencies[key]), 0.95)
         group["tokens"] = group["prompt_tokens"] + group["completion_tokens"]
     return sorted(groups.values(), key=lambda g: (g["user"], g["model"]))
+
+
+def spend_since(conn: sqlite3.Connection, since: str) -> dict[str, tuple[int, float]]:
+    """Tokens and cost (unpriced calls count 0) per principal since `since` (UTC ISO-8601)."""
+    sql = "SELECT user, SUM(tokens), SUM(COALESCE(cost_usd, 0)) FROM usage_logs WHERE ts >= ? GROUP BY user"
+    rows = conn.execute(sql, (since,))
+    return {user: (int(tokens or 0), float(cost or 0.0)) for user, tokens, cost in rows}
