@@ -105,7 +105,7 @@ def start(data_dir: Path, host: str, port: int, timeout_s: float = 30.0) -> Gate
         "--data-dir",
         str(data_dir.resolve()),
     ]
-    with log_path.open("ab") as log_file:
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log_file:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

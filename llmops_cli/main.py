@@ -58,9 +58,20 @@ def run() -> None:
     except Exception as exc:  # the one place errors turn into messages
         if debug_enabled():
             raise
-        hint = getattr(exc, "hint", None) or "set LLMOPS_DEBUG=1 to see the traceback"
-        print_error(_describe(exc), hint=hint)
+        print_error(_describe(exc), hint=getattr(exc, "hint", None) or _hint_for(exc))
         raise SystemExit(1) from None
+
+
+def _hint_for(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    from server.errors import ConfigError, StorageError
+
+    if isinstance(exc, ValidationError | ConfigError):
+        return "fix that setting in .env or the environment (the README's Configuration table lists them)"
+    if isinstance(exc, StorageError | OSError):
+        return "check the data directory (--data-dir / LLMOPS_DATA_DIR): it must be a writable directory"
+    return "set LLMOPS_DEBUG=1 to see the traceback"
 
 
 def _describe(exc: Exception) -> str:
@@ -69,6 +80,8 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
         return f"invalid setting: {problems}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     message = getattr(exc, "message", None) or str(exc)
     from server.errors import GatewayError
     from stack.errors import StackError

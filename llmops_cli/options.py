@@ -17,7 +17,9 @@ DataDir = Annotated[
     ),
 ]
 Host = Annotated[str | None, typer.Option("--host", help="Address to listen on. [default: 127.0.0.1]")]
-Port = Annotated[int | None, typer.Option("--port", help="Port to listen on. [default: 8000]")]
+Port = Annotated[
+    int | None, typer.Option("--port", min=1, max=65535, help="Port to listen on. [default: 8000]")
+]
 Url = Annotated[str | None, typer.Option("--url", help="Gateway URL. [default: from settings]")]
 
 # The stack's URLs default to what its settings say (LLMOPS_PROMETHEUS_PORT, LLMOPS_BIND_ADDRESS ...).

@@ -49,6 +49,14 @@ def cost_usd(model: ModelConfig, usage: Usage) -> float | None:
     ) / 1_000_000
 
 
+def _header_text(value: str) -> str:
+    """A header value as the UTF-8 the client sent (Starlette decodes headers as Latin-1)."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 class Call:
     """One authenticated call in progress: its row, and when it started."""
 
@@ -106,7 +114,7 @@ class Gateway:
             ts=utc_now_iso(),
             request_id=request_id,
             user=principal.subject,
-            end_user=end_user[:MAX_END_USER_LENGTH] if end_user else None,
+            end_user=_header_text(end_user)[:MAX_END_USER_LENGTH] if end_user else None,
             endpoint=endpoint,
             status="cancelled",
             http_status=499,

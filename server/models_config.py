@@ -151,6 +151,9 @@ def load_registry(
             parsed = BUILTIN_MODELS
     except OSError as exc:
         raise ConfigError(f"cannot read models file {models_file}: {exc.strerror}") from exc
-    except (ValueError, ValidationError, tomllib.TOMLDecodeError) as exc:
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid model config: {problems}") from exc
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"invalid model config: {exc}") from exc
     return ModelRegistry(parsed, default_model)

@@ -201,5 +201,6 @@ def ensure_image(client: DockerClient, reference: str) -> str:
     except docker.errors.DockerException as exc:
         raise ImageUnavailable(
             f"image {reference} is not present and could not be pulled: {exc}",
-            hint="check the network or the registry, or point the image setting at an image present locally",
+            hint="check the network or the registry, or point LLMOPS_PROMETHEUS_IMAGE, "
+            "LLMOPS_ALERTMANAGER_IMAGE or LLMOPS_GRAFANA_IMAGE at an image present locally",
         ) from exc

@@ -151,3 +151,12 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     result = run_cli("--help", cwd=tmp_path)
     for command in ("serve", "up", "down", "status", "token", "simulate", "usage"):
         assert command in result.stdout
+
+
+def test_env_example_parses_as_a_dotenv_file() -> None:
+    from dotenv import dotenv_values
+
+    example = Path(__file__).parent.parent / ".env.example"
+    lines = [line for line in example.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert lines == ["JWT_SECRET=change-me-llmops-generates-a-real-secret"]
+    assert dotenv_values(example) == {"JWT_SECRET": "change-me-llmops-generates-a-real-secret"}

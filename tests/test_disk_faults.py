@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import TEST_SECRET, Gateway, metric_sum, run_cli
+from tests.harness import TEST_SECRET, Gateway, free_port, metric_sum, run_cli
 from tests.mounts import fill
 
 
@@ -21,7 +21,7 @@ def serve_fails(data_dir: Path, cwd: Path) -> str:
     result = run_cli(
         "serve",
         "--port",
-        "0",
+        str(free_port()),
         "--data-dir",
         str(data_dir),
         cwd=cwd,

@@ -12,7 +12,7 @@ import pytest
 
 from server.usage.schema import COLUMNS, MIGRATIONS, migrate
 from server.usage.store import connect
-from tests.harness import Gateway, metric_sum, run_cli
+from tests.harness import Gateway, free_port, metric_sum, run_cli
 
 
 def test_migrations_create_exact_columns_once(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     result = run_cli(
         "serve",
         "--port",
-        "0",
+        str(free_port()),
         "--data-dir",
         str(blocker / "data"),
         cwd=tmp_path,

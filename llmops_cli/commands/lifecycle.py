@@ -45,7 +45,17 @@ def up(
             fail(str(exc), hint=exc.hint)
         note(f"gateway started (pid {state.pid}), log: {settings.data_dir / 'gateway.log'}")
     if stack and stack_enabled():
-        print_urls(url, stack_up(settings))
+        from stack.errors import StackError
+
+        try:
+            changes = stack_up(settings)
+        except StackError as exc:
+            out.print(url)
+            fail(
+                f"the gateway runs at {url}, but the Docker stack did not start: {exc.message}",
+                hint=f"{exc.hint + '; ' if exc.hint else ''}`llmops up --no-stack` runs the gateway alone",
+            )
+        print_urls(url, changes)
     else:
         out.print(url)
 

@@ -21,8 +21,8 @@ SAMPLE_PROMPTS = [
 
 
 def simulate(
-    count: Annotated[int, typer.Option("--count", "-c", min=1, help="Requests to send.")] = 25,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 5,
+    count: Annotated[int, typer.Option("--count", "-c", min=1, max=1_000_000, help="Requests to send.")] = 25,
+    concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Requests in flight at once.")] = 5,
     model: Annotated[
         str | None,
         typer.Option(help="One model for every call. [default: cycle through the configured models]"),

@@ -9,6 +9,10 @@ import typer
 from llmops_cli.console import fail, note
 from llmops_cli.options import DataDir
 
+MIN_TTL_S = 1
+MAX_TTL_S = 366 * 86400
+MAX_SUBJECT_LENGTH = 256
+
 app = typer.Typer(
     help="Mint a bearer token (prints only the token, so `$(llmops token)` works), or manage tokens.",
     no_args_is_help=False,
@@ -39,9 +43,11 @@ def token(
     try:
         ttl_s = parse_duration(ttl)
     except ValueError as exc:
-        fail(str(exc))
-    if not sub.strip():
-        fail("--sub must not be empty")
+        fail(str(exc), hint="e.g. --ttl 15m")
+    if not MIN_TTL_S <= ttl_s <= MAX_TTL_S:
+        fail("--ttl must be between 1s and 366d", hint="for a long-lived credential, `llmops keys create`")
+    if not sub.strip() or len(sub) > MAX_SUBJECT_LENGTH:
+        fail(f"--sub must be 1 to {MAX_SUBJECT_LENGTH} characters", hint="e.g. --sub alice")
     ensure_secret("JWT_SECRET")
     secret = load_settings().require_jwt_secret()
     scopes = [ADMIN_SCOPE] if admin else []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -65,6 +66,8 @@ def open_usage_db(path: Path) -> sqlite3.Connection:
     """Create the data directory and database if needed, switch to WAL, and migrate."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Prompts and responses live here: owner-only, and SQLite gives its -wal/-shm files the same mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = connect(path)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
