@@ -146,11 +146,8 @@ def test_sigkill_loses_at_most_the_flush_interval(tmp_path: Path) -> None:
     figures = measure_sigkill_loss(tmp_path, interval)
     print(f"SIGKILL with LLMOPS_USAGE_FLUSH_INTERVAL_S={interval}: {figures}")
     assert figures["acknowledged"] > 1000 and figures["rate_per_s"] > 100
-    # Only calls acknowledged in the last flush interval, plus the time one batch takes to commit, can be
-    # lost. The commit time depends on the machine's load (50-200 ms on 2 idle cores, up to ~1.8 s seen
-    # with other suites beside it; figures in bench/sigkill_loss.py and the README), so the bound here is
-    # loose: it still fails when rows wait for shutdown instead of the interval (the whole run is lost).
-    slack = 2.0
-    assert figures["window_s"] <= interval + slack
-    assert figures["lost"] <= figures["rate_per_s"] * (interval + slack)
+    # Only calls acknowledged in the last flush interval, plus the time one batch takes to commit on a
+    # loaded machine, can be lost (and the writer must keep up with the load, or its backlog is lost too).
+    assert figures["window_s"] <= interval + 0.5
+    assert figures["lost"] <= figures["rate_per_s"] * (interval + 0.5)
     assert figures["lost"] < figures["acknowledged"] / 2

@@ -27,7 +27,14 @@ from server.usage.schema import COLUMNS, migrate
 
 log = logging.getLogger(__name__)
 
-_INSERT = f"INSERT INTO usage_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+_ROW_PLACEHOLDERS = f"({', '.join('?' * len(COLUMNS))})"
+# Rows per INSERT statement: one statement per chunk, not per row, because the sqlite3 module drops
+# the GIL around every step and, with the event loop busy, each re-acquisition waits a switch interval.
+_ROWS_PER_INSERT = 32766 // len(COLUMNS) // 2
+
+
+def _insert_sql(rows: int) -> str:
+    return f"INSERT INTO usage_logs ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW_PLACEHOLDERS] * rows)
 _STOP = object()
 
 
@@ -182,7 +189,10 @@ class SqliteUsageStore:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.executemany(_INSERT, [row.as_tuple() for row in batch])
+                    for start in range(0, len(batch), _ROWS_PER_INSERT):
+                        chunk = batch[start : start + _ROWS_PER_INSERT]
+                        values = [value for row in chunk for value in row.as_tuple()]
+                        self._conn.execute(_insert_sql(len(chunk)), values)
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
