@@ -78,8 +78,9 @@ def _describe(exc: Exception) -> str:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-        return f"invalid setting: {problems}"
+        from server.errors import validation_problems
+
+        return f"invalid setting: {validation_problems(exc)}"
     if isinstance(exc, OSError) and exc.strerror:
         return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     message = getattr(exc, "message", None) or str(exc)

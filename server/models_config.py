@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from server.errors import ConfigError
+from server.errors import ConfigError, validation_problems
 
 RetryOn = Literal["connect", "timeout", "5xx", "429", "auth"]
 
@@ -152,8 +152,7 @@ def load_registry(
     except OSError as exc:
         raise ConfigError(f"cannot read models file {models_file}: {exc.strerror}") from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"invalid model config: {problems}") from exc
+        raise ConfigError(f"invalid model config: {validation_problems(exc)}") from exc
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"invalid model config: {exc}") from exc
     return ModelRegistry(parsed, default_model)

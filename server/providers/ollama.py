@@ -6,13 +6,12 @@ Features Ollama's chat API cannot serve through this gateway are refused with a 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from server.errors import ConfigError, UpstreamTimeout, UpstreamUnavailable
+from server.errors import ConfigError, UpstreamUnavailable
 from server.models_config import ModelConfig
 from server.providers.base import (
     ChatRequest,
@@ -23,7 +22,7 @@ from server.providers.base import (
     plain_chat_unsupported,
     prompt_text,
 )
-from server.providers.openai import CONNECTION_ERRORS, post, raise_for_status, release_or_close
+from server.providers.openai import CONNECTION_ERRORS, post, raise_for_status, read_answer, release_or_close
 from server.upstream import UpstreamClient
 
 # OpenAI request fields Ollama takes under the same name in `options`.
@@ -75,18 +74,7 @@ class OllamaProvider:
 
     async def complete(self, model: ModelConfig, request: ChatRequest) -> Completion:
         response = await post(self._client, model, self._url(model), self._body(model, request, stream=False))
-        try:
-            async with asyncio.timeout(model.total_timeout_s):
-                await raise_for_status(model, response)
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"{model.name}: upstream answer took longer than {model.total_timeout_s}s"
-            ) from exc
-        except CONNECTION_ERRORS as exc:
-            raise UpstreamUnavailable(f"{model.name}: upstream connection failed ({exc})") from exc
-        finally:
-            response.release()
+        raw = await read_answer(model, response)
         try:
             data = orjson.loads(raw)
             text = data["message"].get("content") or ""

@@ -79,6 +79,22 @@ async def raise_for_status(model: ModelConfig, response: aiohttp.ClientResponse)
         )
 
 
+async def read_answer(model: ModelConfig, response: aiohttp.ClientResponse) -> bytes:
+    """The whole body of a non-streamed answer, within the model's total timeout."""
+    try:
+        async with asyncio.timeout(model.total_timeout_s):
+            await raise_for_status(model, response)
+            return await response.read()
+    except TimeoutError as exc:
+        raise UpstreamTimeout(
+            f"{model.name}: upstream answer took longer than {model.total_timeout_s}s"
+        ) from exc
+    except CONNECTION_ERRORS as exc:
+        raise UpstreamUnavailable(f"{model.name}: upstream connection failed ({exc})") from exc
+    finally:
+        response.release()
+
+
 def release_or_close(response: aiohttp.ClientResponse) -> None:
     """Reuse the connection when the body was read to the end; otherwise hang up on the upstream."""
     if response.content.at_eof():
@@ -105,18 +121,7 @@ class OpenAIProvider:
         body = {**request.body, "model": model.upstream_name, "stream": False}
         body.pop("stream_options", None)
         response = await post(self._client, model, self._url(model), body)
-        try:
-            async with asyncio.timeout(model.total_timeout_s):
-                await raise_for_status(model, response)
-                raw = await response.read()
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"{model.name}: upstream answer took longer than {model.total_timeout_s}s"
-            ) from exc
-        except CONNECTION_ERRORS as exc:
-            raise UpstreamUnavailable(f"{model.name}: upstream connection failed ({exc})") from exc
-        finally:
-            response.release()
+        raw = await read_answer(model, response)
         try:
             data = orjson.loads(raw)
             choice = data["choices"][0]

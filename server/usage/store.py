@@ -35,6 +35,8 @@ _ROWS_PER_INSERT = 32766 // len(COLUMNS) // 2
 
 def _insert_sql(rows: int) -> str:
     return f"INSERT INTO usage_logs ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW_PLACEHOLDERS] * rows)
+
+
 _STOP = object()
 
 
