@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,7 +24,7 @@ from server.limits import (
 from server.limits_config import Limits, LimitsPolicy, load_policy
 from server.providers.base import estimate_tokens
 from server.usage.store import open_usage_db
-from tests.harness import Gateway, cli_env, metric_sum
+from tests.harness import Gateway, metric_sum
 
 ECHO_PRICED = {
     "default_model": "echo",
@@ -405,33 +401,12 @@ def test_chat_completions_plain_and_streamed_share_the_limits(tmp_path: Path) ->
 
 
 def test_limits_hold_across_serve_workers(tmp_path: Path) -> None:
-    gw = Gateway(tmp_path, env={"LLMOPS_LIMIT_RPM": "9", "LLMOPS_MODELS_FILE": str(models_file(tmp_path))})
-    gw.process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmops_cli",
-            "serve",
-            "--port",
-            str(gw.port),
-            "--data-dir",
-            str(gw.data_dir),
-            "--workers",
-            "2",
-        ],
-        cwd=tmp_path,
-        env=cli_env(gw.env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    gw = Gateway(
+        tmp_path,
+        env={"LLMOPS_LIMIT_RPM": "9", "LLMOPS_MODELS_FILE": str(models_file(tmp_path))},
+        extra_args=("--workers", "2"),
+    ).start(timeout=60)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{gw.url}/readyz", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline and gw.process.poll() is None
-            time.sleep(0.1)
         responses = asyncio.run(
             burst(gw.url, gw.headers("workers"), [{"prompt": f"x {i}"} for i in range(50)])
         )

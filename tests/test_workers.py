@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.harness import TEST_SECRET, Gateway, cli_env, metric_sum
+from tests.harness import Gateway, metric_sum
 
 
 def test_metrics_are_summed_across_workers_and_equal_rows(tmp_path: Path) -> None:
-    gw = Gateway(tmp_path)
-    gw.process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llmops_cli",
-            "serve",
-            "--port",
-            str(gw.port),
-            "--data-dir",
-            str(gw.data_dir),
-            "--workers",
-            "2",
-        ],
-        cwd=tmp_path,
-        env=cli_env({"JWT_SECRET": TEST_SECRET}),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    gw = Gateway(tmp_path, extra_args=("--workers", "2")).start(timeout=30)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{gw.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.1)
         for i in range(40):  # a new connection each time, so both workers take calls
             response = httpx.post(
                 f"{gw.url}/llm",
